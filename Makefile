@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rloop: the loop block driver in Rust, built out of tree.
+#
+#   make demo        set up, build, and show the driver in a guest
+#   make check       set up, build, and run every test
+#
+#   make             build loop.ko against KDIR (default: the cached test kernel)
+#   make kdir FLAVOUR=test|bench   print (building if needed) a kernel tree
+#   make rustfmt | clippy | clean | modules_install
+#
+# Kbuild, not this file, lists the module's objects.
+
+ifneq ($(KERNELRELEASE),)
+include $(src)/Kbuild
+else
+
+FLAVOUR ?= test
+# Built on first use only, so "make clean" never builds a kernel.
+KDIR ?= $(shell scripts/build-kernel $(FLAVOUR))
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
+export PATH := /usr/lib/llvm-19/bin:$(PATH)
+
+.PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy \
+	host-test demo check
+
+all: modules
+
+modules:
+	+$(KMAKE) modules
+
+clean:
+	+[ -z "$(wildcard $(HOME)/.cache/rloop/kernel/$(FLAVOUR)-*/.built)" ] || $(KMAKE) clean
+	rm -rf target
+
+modules_install:
+	+$(KMAKE) modules_install
+
+kdir:
+	@scripts/build-kernel $(FLAVOUR)
+
+setup:
+	scripts/setup
+
+# Formatting with the kernel's rustfmt settings.
+rustfmt:
+	rustfmt --config-path $(KDIR)/source/.rustfmt.toml --edition 2021 src/rloop.rs
+rustfmtcheck:
+	rustfmt --check --config-path $(KDIR)/source/.rustfmt.toml --edition 2021 src/rloop.rs
+
+# clippy through the kernel's CLIPPY=1, with warnings as errors.
+clippy:
+	+$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings clean modules
+
+host-test:
+	cargo test --locked --quiet
+
+demo: setup
+	scripts/demo
+
+check: setup
+	scripts/check
+
+endif

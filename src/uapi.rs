@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The loop device ABI of `include/uapi/linux/loop.h`.
+//!
+//! `kernel::bindings` does not carry this header, so the structures and ioctl
+//! numbers are defined here, with the C layout. This file uses `core` only: it
+//! is compiled into the module and into the host crate, whose tests check the
+//! layouts against the C header's sizes and offsets.
+
+/// Length of the file name fields.
+pub const LO_NAME_SIZE: usize = 64;
+/// Length of the (obsolete) key fields.
+pub const LO_KEY_SIZE: usize = 32;
+
+/// The device is read-only.
+pub const LO_FLAGS_READ_ONLY: u32 = 1;
+/// Detach on last close.
+pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// Scan partitions on attach.
+pub const LO_FLAGS_PARTSCAN: u32 = 8;
+/// Direct I/O to the backing file.
+pub const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// Flags `LOOP_SET_STATUS` may set.
+pub const LOOP_SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
+/// Flags `LOOP_SET_STATUS` may clear.
+pub const LOOP_SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
+/// Flags `LOOP_CONFIGURE` may set.
+pub const LOOP_CONFIGURE_SETTABLE_FLAGS: u32 =
+    LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
+
+/// Block device ioctls on `/dev/loopN`.
+pub const LOOP_SET_FD: u32 = 0x4C00;
+/// Detach the backing file.
+pub const LOOP_CLR_FD: u32 = 0x4C01;
+/// Set status from a `struct loop_info`.
+pub const LOOP_SET_STATUS: u32 = 0x4C02;
+/// Read status into a `struct loop_info`.
+pub const LOOP_GET_STATUS: u32 = 0x4C03;
+/// Set status from a `struct loop_info64`.
+pub const LOOP_SET_STATUS64: u32 = 0x4C04;
+/// Read status into a `struct loop_info64`.
+pub const LOOP_GET_STATUS64: u32 = 0x4C05;
+/// Replace the backing file of a read-only device.
+pub const LOOP_CHANGE_FD: u32 = 0x4C06;
+/// Re-read the backing file's size.
+pub const LOOP_SET_CAPACITY: u32 = 0x4C07;
+/// Switch direct I/O on or off.
+pub const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
+/// Set the logical block size.
+pub const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
+/// Attach and configure in one step from a `struct loop_config`.
+pub const LOOP_CONFIGURE: u32 = 0x4C0A;
+
+/// `/dev/loop-control`: add a device with the given index.
+pub const LOOP_CTL_ADD: u32 = 0x4C80;
+/// `/dev/loop-control`: remove the device with the given index.
+pub const LOOP_CTL_REMOVE: u32 = 0x4C81;
+/// `/dev/loop-control`: return the index of a free device, adding one if needed.
+pub const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+
+/// Block major number of loop devices.
+pub const LOOP_MAJOR: u32 = 7;
+/// Misc minor number of `/dev/loop-control`.
+pub const LOOP_CTRL_MINOR: u32 = 237;
+
+/// The legacy `struct loop_info` (x86-64 layout: `long` is 64 bits and
+/// `__kernel_old_dev_t` is `unsigned long`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopInfo {
+    /// Device index (read-only).
+    pub lo_number: i32,
+    /// Device number of the backing file's filesystem (read-only).
+    pub lo_device: u64,
+    /// Inode number of the backing file (read-only).
+    pub lo_inode: u64,
+    /// Device number the backing file stands for, if a device (read-only).
+    pub lo_rdevice: u64,
+    /// Offset into the backing file.
+    pub lo_offset: i32,
+    /// Obsolete, ignored.
+    pub lo_encrypt_type: i32,
+    /// Obsolete.
+    pub lo_encrypt_key_size: i32,
+    /// `LO_FLAGS_*`.
+    pub lo_flags: i32,
+    /// Backing file name.
+    pub lo_name: [u8; LO_NAME_SIZE],
+    /// Obsolete.
+    pub lo_encrypt_key: [u8; LO_KEY_SIZE],
+    /// Obsolete.
+    pub lo_init: [u64; 2],
+    /// Padding.
+    pub reserved: [u8; 4],
+}
+
+/// `struct loop_info64`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopInfo64 {
+    /// Device number of the backing file's filesystem (read-only).
+    pub lo_device: u64,
+    /// Inode number of the backing file (read-only).
+    pub lo_inode: u64,
+    /// Device number the backing file stands for, if a device (read-only).
+    pub lo_rdevice: u64,
+    /// Offset into the backing file, in bytes.
+    pub lo_offset: u64,
+    /// Size limit in bytes; 0 means the whole file.
+    pub lo_sizelimit: u64,
+    /// Device index (read-only).
+    pub lo_number: u32,
+    /// Obsolete, ignored.
+    pub lo_encrypt_type: u32,
+    /// Obsolete.
+    pub lo_encrypt_key_size: u32,
+    /// `LO_FLAGS_*`.
+    pub lo_flags: u32,
+    /// Backing file name.
+    pub lo_file_name: [u8; LO_NAME_SIZE],
+    /// Obsolete.
+    pub lo_crypt_name: [u8; LO_NAME_SIZE],
+    /// Obsolete.
+    pub lo_encrypt_key: [u8; LO_KEY_SIZE],
+    /// Obsolete.
+    pub lo_init: [u64; 2],
+}
+
+/// `struct loop_config`, the argument of `LOOP_CONFIGURE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopConfig {
+    /// File descriptor of the backing file.
+    pub fd: u32,
+    /// Logical block size; 0 keeps the default.
+    pub block_size: u32,
+    /// Status to apply.
+    pub info: LoopInfo64,
+    /// Must be zero.
+    pub reserved: [u64; 8],
+}
+
+impl Default for LoopInfo {
+    fn default() -> Self {
+        Self {
+            lo_number: 0,
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_name: [0; LO_NAME_SIZE],
+            lo_encrypt_key: [0; LO_KEY_SIZE],
+            lo_init: [0; 2],
+            reserved: [0; 4],
+        }
+    }
+}
+
+impl Default for LoopInfo64 {
+    fn default() -> Self {
+        Self {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_file_name: [0; LO_NAME_SIZE],
+            lo_crypt_name: [0; LO_NAME_SIZE],
+            lo_encrypt_key: [0; LO_KEY_SIZE],
+            lo_init: [0; 2],
+        }
+    }
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            fd: 0,
+            block_size: 0,
+            info: LoopInfo64::default(),
+            reserved: [0; 8],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    // Sizes and offsets of the C header's structs, compiled with gcc on x86-64.
+    #[test]
+    fn loop_info_layout() {
+        assert_eq!(size_of::<LoopInfo>(), 168);
+        assert_eq!(offset_of!(LoopInfo, lo_device), 8);
+        assert_eq!(offset_of!(LoopInfo, lo_offset), 32);
+        assert_eq!(offset_of!(LoopInfo, lo_flags), 44);
+        assert_eq!(offset_of!(LoopInfo, lo_name), 48);
+        assert_eq!(offset_of!(LoopInfo, lo_encrypt_key), 112);
+        assert_eq!(offset_of!(LoopInfo, lo_init), 144);
+        assert_eq!(offset_of!(LoopInfo, reserved), 160);
+    }
+
+    #[test]
+    fn loop_info64_layout() {
+        assert_eq!(size_of::<LoopInfo64>(), 232);
+        assert_eq!(offset_of!(LoopInfo64, lo_sizelimit), 32);
+        assert_eq!(offset_of!(LoopInfo64, lo_number), 40);
+        assert_eq!(offset_of!(LoopInfo64, lo_flags), 52);
+        assert_eq!(offset_of!(LoopInfo64, lo_file_name), 56);
+        assert_eq!(offset_of!(LoopInfo64, lo_crypt_name), 120);
+        assert_eq!(offset_of!(LoopInfo64, lo_encrypt_key), 184);
+        assert_eq!(offset_of!(LoopInfo64, lo_init), 216);
+    }
+
+    #[test]
+    fn loop_config_layout() {
+        assert_eq!(size_of::<LoopConfig>(), 304);
+        assert_eq!(offset_of!(LoopConfig, block_size), 4);
+        assert_eq!(offset_of!(LoopConfig, info), 8);
+        assert_eq!(offset_of!(LoopConfig, reserved), 240);
+    }
+
+    #[test]
+    fn flag_sets_match_the_header() {
+        assert_eq!(LOOP_SET_STATUS_SETTABLE_FLAGS, 12);
+        assert_eq!(LOOP_SET_STATUS_CLEARABLE_FLAGS, 4);
+        assert_eq!(LOOP_CONFIGURE_SETTABLE_FLAGS, 29);
+    }
+}

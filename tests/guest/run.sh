@@ -1,0 +1,271 @@
+#!/bin/bash
+# The guest test suite. Runs as root inside scripts/vm, on the test kernel:
+#
+#   tests/guest/run.sh --kdir KDIR [TEST...]
+#
+# Each test starts and ends with no loop module loaded. Tests marked "both"
+# run against the C loop.ko of KDIR first and then against ours, with the
+# same expectations: the C driver is the reference. Ends with one line
+# "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+KDIR=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --kdir) KDIR=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+[ -n "$KDIR" ] || { echo "run.sh: --kdir is required" >&2; exit 2; }
+ONLY=("$@")
+
+RLOOP_KO=$REPO/loop.ko
+C_KO=$KDIR/drivers/block/loop.ko
+TEST_KO=$REPO/tests/kmod/rloop_test.ko
+LOOPCTL=$REPO/target/debug/loopctl
+LOG=$(mktemp -d)
+pass=0 fail=0 failed=()
+
+# The module under test, set per run: "rloop" or "c".
+IMPL=rloop
+ko() { if [ "$IMPL" = c ]; then echo "$C_KO"; else echo "$RLOOP_KO"; fi; }
+load() { insmod "$(ko)" "$@"; }
+unload() { rmmod loop; }
+loaded() { [ -d /sys/module/loop ]; }
+
+die() { echo "FAIL: $*"; return 1; }
+# expect WANT CMD...: CMD's stdout (loopctl prints "ok N" or "err ENAME").
+expect() {
+    local want=$1; shift
+    local got
+    got=$("$@" 2>&1)
+    [ "$got" = "$want" ] || die "$*: want '$want', got '$got'"
+}
+sysfs_eq() {
+    local got
+    got=$(cat "$1" 2>&1)
+    [ "$got" = "$2" ] || die "$1: want '$2', got '$got'"
+}
+
+run_test() {
+    local name=$1 impl=$2
+    if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
+    IMPL=$impl
+    local log="$LOG/$name.$impl"
+    if (set -e; "t_$name") >"$log" 2>&1; then
+        pass=$((pass + 1)); echo "ok   $name [$impl]"
+    else
+        fail=$((fail + 1)); failed+=("$name[$impl]"); echo "FAIL $name [$impl]"
+        sed 's/^/    | /' "$log"
+    fi
+    # Leave no module behind for the next test.
+    if loaded; then rmmod loop 2>/dev/null || { echo "    | (loop could not be unloaded)"; }; fi
+}
+
+# --- Tests --------------------------------------------------------------------
+
+t_insmod_rmmod_10x() {
+    for i in $(seq 10); do
+        load || die "insmod #$i"
+        loaded || die "no /sys/module/loop after insmod #$i"
+        unload || die "rmmod #$i"
+        ! loaded || die "/sys/module/loop left after rmmod #$i"
+    done
+}
+
+t_proc_devices_and_nodes() {
+    load
+    grep -Eq '^ *7 loop$' /proc/devices || die "no '7 loop' in /proc/devices"
+    sysfs_eq /sys/class/misc/loop-control/dev 10:237
+    [ -c /dev/loop-control ] || die "/dev/loop-control is not a character device"
+    [ "$(stat -c %t:%T /dev/loop-control)" = a:ed ] || die "/dev/loop-control is not 10:237"
+    [ "$(modinfo -F name "$(ko)")" = loop ] || die "module name is not loop"
+    unload
+    ! grep -Eq '^ *7 loop$' /proc/devices || die "major 7 still registered after rmmod"
+    [ ! -e /sys/class/misc/loop-control ] || die "loop-control still registered after rmmod"
+}
+
+t_max_loop_precreates() {
+    load max_loop=4
+    for i in 0 1 2 3; do
+        sysfs_eq /sys/block/loop$i/dev 7:$i
+        [ -b /dev/loop$i ] || die "/dev/loop$i missing"
+        sysfs_eq /sys/block/loop$i/size 0
+    done
+    [ ! -e /sys/block/loop4 ] || die "loop4 exists with max_loop=4"
+    sysfs_eq /sys/module/loop/parameters/max_loop 4
+    unload
+    [ ! -e /sys/block/loop0 ] || die "loop0 left after rmmod"
+}
+
+t_max_part_minors() {
+    load max_loop=2 max_part=3
+    sysfs_eq /sys/block/loop0/dev 7:0
+    sysfs_eq /sys/block/loop1/dev 7:4
+    sysfs_eq /sys/block/loop1/ext_range 4
+    unload
+}
+
+t_bad_params_refused() {
+    for p in max_part=256 max_part=1000000 hw_queue_depth=0 hw_queue_depth=-1 \
+             max_loop=-1 max_loop=1048577 "max_loop=65537 max_part=15"; do
+        # shellcheck disable=SC2086
+        if load $p 2>/dev/null; then unload; die "insmod $p succeeded"; fi
+        ! loaded || die "module loaded after a refused insmod $p"
+    done
+}
+
+t_hw_queue_depth() {
+    load max_loop=1
+    sysfs_eq /sys/block/loop0/queue/nr_requests 128
+    grep -q '\[none\]' /sys/block/loop0/queue/scheduler || die "scheduler is not none"
+    unload
+    load max_loop=1 hw_queue_depth=7
+    sysfs_eq /sys/block/loop0/queue/nr_requests 7
+    sysfs_eq /sys/module/loop/parameters/hw_queue_depth 7
+    unload
+}
+
+t_ctl_add_remove_get_free() {
+    load
+    expect "ok 0" "$LOOPCTL" add 0
+    expect "err EEXIST" "$LOOPCTL" add 0
+    [ -b /dev/loop0 ] || die "/dev/loop0 not created by LOOP_CTL_ADD"
+    expect "ok 5" "$LOOPCTL" add 5
+    # A negative index adds the lowest free one.
+    expect "ok 1" "$LOOPCTL" add -1
+    expect "ok 2" "$LOOPCTL" add 0xffffffff
+    # The argument is an int: the high bits of the long are dropped.
+    expect "err EEXIST" "$LOOPCTL" add 0x100000005
+    # Beyond the minor space: add_disk refuses it.
+    expect "err EINVAL" "$LOOPCTL" add 1048576
+    # GET_FREE gives the lowest unbound device.
+    expect "ok 0" "$LOOPCTL" get-free
+    expect "err ENODEV" "$LOOPCTL" remove 3
+    expect "err EINVAL" "$LOOPCTL" remove -1
+    expect "ok 5" "$LOOPCTL" remove 5
+    expect "err ENODEV" "$LOOPCTL" remove 5
+    [ ! -e /sys/block/loop5 ] || die "loop5 still in sysfs after remove"
+    # An open device cannot be removed.
+    exec 3</dev/loop1
+    expect "err EBUSY" "$LOOPCTL" remove 1
+    exec 3<&-
+    expect "ok 1" "$LOOPCTL" remove 1
+    expect "ok 0" "$LOOPCTL" remove 0
+    # Removed devices free their index for GET_FREE and ADD.
+    expect "ok 2" "$LOOPCTL" get-free
+    expect "ok 2" "$LOOPCTL" remove 2
+    expect "ok 0" "$LOOPCTL" get-free
+    expect "ok 1" "$LOOPCTL" add -1
+    # Unknown commands.
+    expect "err ENOSYS" "$LOOPCTL" raw-ctl 0x4C83 0
+    expect "err ENOSYS" "$LOOPCTL" raw-ctl 0x4C00 0
+    unload
+}
+
+t_ctl_many_devices() {
+    load
+    for i in $(seq 0 63); do expect "ok $i" "$LOOPCTL" add $i; done
+    [ "$(ls -d /sys/block/loop* | wc -l)" = 64 ] || die "not 64 devices"
+    for i in $(seq 0 2 62); do expect "ok $i" "$LOOPCTL" remove $i; done
+    expect "ok 1" "$LOOPCTL" get-free
+    expect "ok 0" "$LOOPCTL" add -1
+    expect "ok 2" "$LOOPCTL" add -1
+    unload
+    [ -z "$(ls -d /sys/block/loop* 2>/dev/null)" ] || die "devices left after rmmod"
+}
+
+t_probe_on_open() {
+    load
+    [ ! -e /sys/block/loop7 ] || die "loop7 exists before the open"
+    mknod /tmp/probe-loop7 b 7 7
+    # Opening a node with no disk creates the device, as the C probe does.
+    exec 3</tmp/probe-loop7
+    exec 3<&-
+    rm -f /tmp/probe-loop7
+    sysfs_eq /sys/block/loop7/dev 7:7
+    expect "ok 7" "$LOOPCTL" remove 7
+    unload
+    # With max_loop given, probes beyond it create nothing.
+    load max_loop=2
+    mknod /tmp/probe-loop5 b 7 5
+    if cat /tmp/probe-loop5 >/dev/null 2>&1; then die "open of 7:5 succeeded"; fi
+    rm -f /tmp/probe-loop5
+    [ ! -e /sys/block/loop5 ] || die "probe created loop5 beyond max_loop=2"
+    unload
+}
+
+t_losetup_f() {
+    load
+    local dev
+    dev=$(losetup -f) || die "losetup -f failed"
+    [ "$dev" = /dev/loop0 ] || die "losetup -f printed '$dev'"
+    [ -b "$dev" ] || die "$dev is not a block device"
+    sysfs_eq /sys/block/loop0/dev 7:0
+    dev=$(losetup -f) || die "second losetup -f failed"
+    [ "$dev" = /dev/loop0 ] || die "unbound loop0 is not free: '$dev'"
+    unload
+}
+
+t_unbound_io() {
+    load max_loop=1
+    sysfs_eq /sys/block/loop0/size 0
+    # read(2) of a 0-byte device is end of file, not an error and not a hang.
+    local out
+    out=$(timeout 30 dd if=/dev/loop0 of=/dev/null bs=4k count=1 2>&1) || die "dd: $out"
+    echo "$out" | grep -q '^0+0 records in' || die "dd read data: $out"
+    out=$(timeout 30 dd if=/dev/zero of=/dev/loop0 bs=4k count=1 oflag=direct 2>&1) &&
+        die "write to an unbound device succeeded"
+    echo "$out" | grep -q 'No space left on device' || die "write: $out"
+    # A data bio fails with EIO in the block core: the capacity is 0.
+    local report='rloop_test: read of 4096 bytes from 7:0: -5' seen
+    seen=$(dmesg | grep -c "$report")
+    out=$(timeout 30 insmod "$TEST_KO" read_minor=0 2>&1) && { rmmod rloop_test; die "read bio succeeded"; }
+    echo "$out" | grep -q 'Input/output error' || die "read bio: $out"
+    [ "$(dmesg | grep -c "$report")" -gt "$seen" ] || die "no rloop_test report"
+    # An empty bio passes that check and reaches queue_rq: EIO, no hang.
+    out=$(timeout 30 insmod "$TEST_KO" read_minor=0 read_bytes=0 2>&1) && { rmmod rloop_test; die "empty read bio succeeded"; }
+    echo "$out" | grep -q 'Input/output error' || die "empty read bio: $out"
+    unload
+}
+
+t_rmmod_while_open() {
+    load max_loop=1
+    exec 3</dev/loop0
+    if rmmod loop 2>/dev/null; then die "rmmod succeeded with loop0 open"; fi
+    exec 3<&-
+    exec 3</dev/loop-control
+    if rmmod loop 2>/dev/null; then die "rmmod succeeded with loop-control open"; fi
+    exec 3<&-
+    unload
+}
+
+t_device_ioctl_unbound() {
+    load max_loop=1
+    # Not a loop ioctl on /dev/loop0: the block layer's own ioctls still work.
+    [ "$(blockdev --getsize64 /dev/loop0)" = 0 ] || die "BLKGETSIZE64 of unbound loop0 is not 0"
+    [ "$(blockdev --getss /dev/loop0)" = 512 ] || die "logical block size of unbound loop0 is not 512"
+    unload
+}
+
+# --- Main ---------------------------------------------------------------------
+
+[ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
+[ -f "$C_KO" ] || { echo "run.sh: $C_KO is not built"; exit 2; }
+[ -x "$LOOPCTL" ] || { echo "run.sh: $LOOPCTL is not built"; exit 2; }
+if loaded; then rmmod loop; fi
+
+for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors \
+         bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices \
+         probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound; do
+    # The C driver first: it is the reference for every expectation.
+    run_test "$t" c
+    run_test "$t" rloop
+done
+
+# The rest of the guest's dmesg is checked by scripts/vm on the host.
+rm -rf "$LOG"
+if [ $fail -gt 0 ]; then echo "failed: ${failed[*]}"; fi
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
