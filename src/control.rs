@@ -5,6 +5,7 @@
 //! devices on open of a `/dev/loopN` node that has none (the block probe).
 
 use kernel::{
+    pr_warn_once,
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
@@ -26,7 +27,7 @@ struct Slot {
 
 /// The loop devices of the module, by index.
 #[pin_data]
-pub struct Control {
+pub(crate) struct Control {
     layout: Layout,
     /// Whether `max_loop` was given and limits probes (see `params`).
     max_loop_specified: bool,
@@ -36,7 +37,7 @@ pub struct Control {
 
 impl Control {
     /// Makes an empty registry.
-    pub fn new(layout: Layout, max_loop_specified: bool) -> Result<Arc<Self>> {
+    pub(crate) fn new(layout: Layout, max_loop_specified: bool) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
                 layout,
@@ -49,7 +50,7 @@ impl Control {
 
     /// Adds `loop<index>`, or the lowest free index when `index` is `None`;
     /// returns the index. `EEXIST` if the index is taken.
-    pub fn add(&self, index: Option<u32>) -> Result<u32> {
+    pub(crate) fn add(&self, index: Option<u32>) -> Result<u32> {
         let dev = {
             let mut slots = self.slots.lock();
             let (index, pos) = match index {
@@ -85,7 +86,7 @@ impl Control {
     }
 
     /// Removes `loop<index>` if it is unbound and not open.
-    pub fn remove(&self, index: u32) -> Result {
+    pub(crate) fn remove(&self, index: u32) -> Result {
         let dev = {
             let mut slots = self.slots.lock();
             let pos = position(&slots, index).ok_or(ENODEV)?;
@@ -115,7 +116,7 @@ impl Control {
     }
 
     /// The index of a visible unbound device, adding one if there is none.
-    pub fn get_free(&self) -> Result<u32> {
+    pub(crate) fn get_free(&self) -> Result<u32> {
         {
             let slots = self.slots.lock();
             if let Some(s) = slots.iter().find(|s| s.visible && s.dev.state() == State::Unbound) {
@@ -127,7 +128,7 @@ impl Control {
 
     /// Removes every device, for module exit. Nothing can open a device
     /// now: each open holds a reference on the module.
-    pub fn remove_all(&self) {
+    pub(crate) fn remove_all(&self) {
         loop {
             let Some(slot) = self.slots.lock().pop() else { break };
             drop(slot.dev.take_disk_for_exit());

@@ -11,7 +11,7 @@ use kernel::{
 
 use crate::params::Layout;
 use crate::sys::blk::{
-    tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, OpenMode, Request, TagSet,
+    tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, TagSet,
 };
 use crate::uapi;
 
@@ -21,7 +21,7 @@ use crate::uapi;
 /// the buffered data path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum State {
+pub(crate) enum State {
     /// No backing file; I/O fails.
     Unbound = 0,
     /// `LOOP_CTL_REMOVE` or module exit is taking the device down.
@@ -49,7 +49,7 @@ struct Inner {
 ///
 /// `state` only changes with `inner` locked.
 #[pin_data]
-pub struct LoopDevice {
+pub(crate) struct LoopDevice {
     index: u32,
     /// Readable without the lock, as `READ_ONCE(lo->lo_state)` in C.
     state: AtomicU8,
@@ -62,7 +62,7 @@ pub struct LoopDevice {
 
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
-    pub fn new(index: u32, layout: &Layout) -> Result<Arc<Self>> {
+    pub(crate) fn new(index: u32, layout: &Layout) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -79,7 +79,7 @@ impl LoopDevice {
     }
 
     /// Adds `/dev/loopN` to the system.
-    pub fn add_disk(self: &Arc<Self>, layout: &Layout) -> Result {
+    pub(crate) fn add_disk(self: &Arc<Self>, layout: &Layout) -> Result {
         let first_minor = layout.first_minor(self.index).ok_or(EINVAL)?;
         let disk = Disk::new(
             &self.tag_set,
@@ -100,12 +100,12 @@ impl LoopDevice {
     }
 
     /// The device index, N of `/dev/loopN`.
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.index
     }
 
     /// The current state, read without the lock; it may change at once.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         State::from_u8(self.state.load(Ordering::Relaxed))
     }
 
@@ -113,7 +113,7 @@ impl LoopDevice {
     /// `loop_control_remove()` does: it must be unbound and not open.
     ///
     /// On success the disk is handed back, to be dropped outside any lock.
-    pub fn start_removal(&self) -> Result<Option<Disk<LoopDevice>>> {
+    pub(crate) fn start_removal(&self) -> Result<Option<Disk<LoopDevice>>> {
         let mut inner = self.inner.lock();
         let busy = match &inner.disk {
             Some(disk) => disk.as_ref().openers() > 0,
@@ -127,7 +127,7 @@ impl LoopDevice {
     }
 
     /// Takes the device down for module exit, whatever its state.
-    pub fn take_disk_for_exit(&self) -> Option<Disk<LoopDevice>> {
+    pub(crate) fn take_disk_for_exit(&self) -> Option<Disk<LoopDevice>> {
         let mut inner = self.inner.lock();
         self.state.store(State::Deleting as u8, Ordering::Relaxed);
         inner.disk.take()
@@ -137,7 +137,7 @@ impl LoopDevice {
 impl DiskDriver for LoopDevice {
     type Owner = crate::LocalModule;
 
-    fn open(this: ArcBorrow<'_, Self>, _disk: &DiskRef, _mode: OpenMode) -> Result {
+    fn open(this: ArcBorrow<'_, Self>, _disk: &DiskRef) -> Result {
         let _guard = this.inner.lock();
         match this.state() {
             State::Deleting => Err(ENXIO),
@@ -152,12 +152,12 @@ impl DiskDriver for LoopDevice {
         // Last close. Autoclear of a bound device comes with attach.
     }
 
-    fn ioctl(_this: ArcBorrow<'_, Self>, _mode: OpenMode, _cmd: u32, _arg: usize) -> Result<i32> {
+    fn ioctl(_this: ArcBorrow<'_, Self>, _cmd: u32, _arg: usize) -> Result<i32> {
         // The LOOP_* device ioctls come with attach and status.
         Err(ENOTTY)
     }
 
-    fn queue_rq(this: ArcBorrow<'_, Self>, _rq: Request<'_>, _last: bool) -> Result<(), BlkStatus> {
+    fn queue_rq(this: ArcBorrow<'_, Self>) -> Result<(), BlkStatus> {
         match this.state() {
             // No backing file: fail at once, as `loop_queue_rq()` does.
             State::Unbound | State::Deleting => Err(BlkStatus::io_error()),

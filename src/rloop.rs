@@ -11,9 +11,9 @@
 
 mod control;
 mod device;
-mod params;
-mod sys;
-mod uapi;
+pub mod params;
+pub mod sys;
+pub mod uapi;
 
 use kernel::{c_str, prelude::*, sync::Arc};
 
@@ -30,7 +30,7 @@ module! {
     alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
     params: {
         max_loop: i32 {
-            default: params::MIN_COUNT,
+            default: crate::params::MIN_COUNT,
             description: "Maximum number of loop devices",
         },
         max_part: i32 {
@@ -38,7 +38,7 @@ module! {
             description: "Maximum number of partitions per loop device",
         },
         hw_queue_depth: i32 {
-            default: params::DEFAULT_HW_QUEUE_DEPTH,
+            default: crate::params::DEFAULT_HW_QUEUE_DEPTH,
             description: "Queue depth for each hardware queue. Default: 128",
         },
     },
@@ -60,11 +60,11 @@ struct LoopModule {
 impl kernel::InPlaceModule for LoopModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
-            let max_loop = *module_parameters::max_loop.value();
+            let max_loop = module_parameters::max_loop.value();
             let layout = Layout::new(
                 max_loop,
-                *module_parameters::max_part.value(),
-                *module_parameters::hw_queue_depth.value(),
+                module_parameters::max_part.value(),
+                module_parameters::hw_queue_depth.value(),
             )
             .map_err(|_| EINVAL)?;
             // The module! parameters cannot tell "given" from "default", so a

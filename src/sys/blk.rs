@@ -25,6 +25,9 @@ use kernel::{
     ModuleMetadata,
 };
 
+// The C helpers of `helpers.c`. bindgen's structs are only passed by pointer,
+// so the lint about their opaque members does not apply.
+#[allow(improper_ctypes)]
 extern "C" {
     fn rloop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
     fn rloop_disk_set_part_scan(disk: *mut bindings::gendisk, enable: bool);
@@ -47,38 +50,6 @@ impl BlkStatus {
     /// A generic I/O error, `BLK_STS_IOERR`.
     pub fn io_error() -> Self {
         Self::from_error(EIO)
-    }
-}
-
-/// The mode a block device was opened with, `blk_mode_t`.
-#[derive(Clone, Copy, Debug)]
-pub struct OpenMode(bindings::blk_mode_t);
-
-impl OpenMode {
-    /// The raw `BLK_OPEN_*` bits.
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-}
-
-/// A request handed to [`DiskDriver::queue_rq`], already started.
-///
-/// It lives for the duration of the callback; the callback's return value
-/// decides how the block layer ends it.
-///
-/// # Invariants
-///
-/// `ptr` points to a live request owned by the driver for `'a`.
-pub struct Request<'a> {
-    ptr: NonNull<bindings::request>,
-    _p: PhantomData<&'a bindings::request>,
-}
-
-impl Request<'_> {
-    /// Length of the request's data in bytes.
-    pub fn bytes(&self) -> u32 {
-        // SAFETY: By the type invariant the request is live.
-        unsafe { (*self.ptr.as_ptr()).__data_len }
     }
 }
 
@@ -119,17 +90,18 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     type Owner: ModuleMetadata;
 
     /// Called on every open of the disk or one of its partitions.
-    fn open(this: ArcBorrow<'_, Self>, disk: &DiskRef, mode: OpenMode) -> Result;
+    fn open(this: ArcBorrow<'_, Self>, disk: &DiskRef) -> Result;
 
     /// Called on every close; `disk.openers()` tells whether it was the last.
     fn release(this: ArcBorrow<'_, Self>, disk: &DiskRef);
 
     /// A block device ioctl the block layer did not handle itself.
-    fn ioctl(this: ArcBorrow<'_, Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<i32>;
 
-    /// A request from the queue, started; an error status ends it with that
-    /// status.
-    fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request<'_>, last: bool) -> Result<(), BlkStatus>;
+    /// A request from the queue, already started. `Err(status)` ends it at
+    /// once with that status.
+    // TODO(data path): hand the request itself over, with its accessors.
+    fn queue_rq(this: ArcBorrow<'_, Self>) -> Result<(), BlkStatus>;
 }
 
 struct Callbacks<T: DiskDriver>(PhantomData<T>);
@@ -169,19 +141,13 @@ impl<T: DiskDriver> Callbacks<T> {
     ) -> bindings::blk_status_t {
         // SAFETY: blk-mq passes a valid `bd` whose request the driver owns
         // until it is ended.
-        let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
+        let rq = unsafe { (*bd).rq };
         // SAFETY: `rq` is the live request blk-mq just handed over.
         unsafe { bindings::blk_mq_start_request(rq) };
         // SAFETY: `hctx` and its queue are valid in `queue_rq`; the queue data
         // is what `Disk::new` set, alive until `free_disk`.
         let this = unsafe { Self::borrow((*(*hctx).queue).queuedata) };
-        // INVARIANT: the request is live and owned by the driver for the call.
-        let rq = Request {
-            // SAFETY: blk-mq never passes a null request.
-            ptr: unsafe { NonNull::new_unchecked(rq) },
-            _p: PhantomData,
-        };
-        match T::queue_rq(this, rq, last) {
+        match T::queue_rq(this) {
             Ok(()) => BlkStatus::OK.0,
             Err(status) => status.0,
         }
@@ -190,10 +156,10 @@ impl<T: DiskDriver> Callbacks<T> {
     /// # Safety
     ///
     /// Called by the block layer for a disk made by [`Disk::new`].
-    unsafe extern "C" fn open(disk: *mut bindings::gendisk, mode: bindings::blk_mode_t) -> c_int {
+    unsafe extern "C" fn open(disk: *mut bindings::gendisk, _mode: bindings::blk_mode_t) -> c_int {
         // SAFETY: The disk is live during open and its private data is ours.
         let (this, disk) = unsafe { (Self::borrow((*disk).private_data), DiskRef::from_raw(disk)) };
-        match T::open(this, disk, OpenMode(mode)) {
+        match T::open(this, disk) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
@@ -214,13 +180,13 @@ impl<T: DiskDriver> Callbacks<T> {
     /// [`Disk::new`].
     unsafe extern "C" fn ioctl(
         bdev: *mut bindings::block_device,
-        mode: bindings::blk_mode_t,
+        _mode: bindings::blk_mode_t,
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
         // SAFETY: An open block device has a live disk whose private data is ours.
         let this = unsafe { Self::borrow((*(*bdev).bd_disk).private_data) };
-        match T::ioctl(this, OpenMode(mode), cmd, arg as usize) {
+        match T::ioctl(this, cmd, arg as usize) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
@@ -374,8 +340,8 @@ impl<T: DiskDriver> Disk<T> {
             g.minors = params.minors as c_int;
             g.fops = &Callbacks::<T>::FOPS;
             g.private_data = foreign;
-            g.events = bindings::DISK_EVENT_MEDIA_CHANGE;
-            g.event_flags = bindings::DISK_EVENT_FLAG_UEVENT;
+            g.events = bindings::DISK_EVENT_MEDIA_CHANGE as u16;
+            g.event_flags = bindings::DISK_EVENT_FLAG_UEVENT as u16;
             rloop_disk_set_part_scan(gendisk, params.part_scan);
             NullTerminatedFormatter::new(&mut g.disk_name)
                 .ok_or(EINVAL)
