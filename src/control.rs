@@ -5,8 +5,7 @@
 //! devices on open of a `/dev/loopN` node that has none (the block probe).
 
 use kernel::{
-    pr_warn_once,
-    new_mutex,
+    new_mutex, pr_warn_once,
     prelude::*,
     sync::{Arc, Mutex},
 };
@@ -64,8 +63,14 @@ impl Control {
             self.layout.first_minor(index).ok_or(EINVAL)?;
             slots.reserve(1, GFP_KERNEL)?;
             let dev = LoopDevice::new(index, &self.layout)?;
-            let slot = Slot { index, dev: dev.clone(), visible: false };
-            slots.insert_within_capacity(pos, slot).map_err(|_| ENOMEM)?;
+            let slot = Slot {
+                index,
+                dev: dev.clone(),
+                visible: false,
+            };
+            slots
+                .insert_within_capacity(pos, slot)
+                .map_err(|_| ENOMEM)?;
             dev
         };
         // add_disk runs unlocked: it opens the disk for partition scanning
@@ -119,7 +124,10 @@ impl Control {
     pub(crate) fn get_free(&self) -> Result<u32> {
         {
             let slots = self.slots.lock();
-            if let Some(s) = slots.iter().find(|s| s.visible && s.dev.state() == State::Unbound) {
+            if let Some(s) = slots
+                .iter()
+                .find(|s| s.visible && s.dev.state() == State::Unbound)
+            {
                 return Ok(s.index);
             }
         }
@@ -130,7 +138,9 @@ impl Control {
     /// now: each open holds a reference on the module.
     pub(crate) fn remove_all(&self) {
         loop {
-            let Some(slot) = self.slots.lock().pop() else { break };
+            let Some(slot) = self.slots.lock().pop() else {
+                break;
+            };
             drop(slot.dev.take_disk_for_exit());
         }
     }

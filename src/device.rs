@@ -10,9 +10,7 @@ use kernel::{
 };
 
 use crate::params::Layout;
-use crate::sys::blk::{
-    tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, TagSet,
-};
+use crate::sys::blk::{tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, TagSet};
 use crate::uapi;
 
 /// Where a device is in its life.
@@ -116,7 +114,7 @@ impl LoopDevice {
     pub(crate) fn start_removal(&self) -> Result<Option<Disk<LoopDevice>>> {
         let mut inner = self.inner.lock();
         let busy = match &inner.disk {
-            Some(disk) => disk.as_ref().openers() > 0,
+            Some(disk) => disk.disk_ref().openers() > 0,
             None => false,
         };
         if self.state() != State::Unbound || busy {
@@ -145,11 +143,9 @@ impl DiskDriver for LoopDevice {
         }
     }
 
-    fn release(_this: ArcBorrow<'_, Self>, disk: &DiskRef) {
-        if disk.openers() > 0 {
-            return;
-        }
-        // Last close. Autoclear of a bound device comes with attach.
+    fn release(_this: ArcBorrow<'_, Self>, _disk: &DiskRef) {
+        // Nothing to do for an unbound device. With attach, the last close
+        // (`disk.openers() == 0`) of an autoclear device detaches it.
     }
 
     fn ioctl(_this: ArcBorrow<'_, Self>, _cmd: u32, _arg: usize) -> Result<i32> {

@@ -94,9 +94,9 @@ impl Layout {
 
     /// First minor of device `index`, if it fits the minor space.
     pub fn first_minor(&self, index: u32) -> Option<u32> {
-        let first = (index as u64) << self.part_shift;
-        let last = first + self.minors() as u64 - 1;
-        (last <= MINORMASK as u64).then_some(first as u32)
+        let first = u64::from(index) << self.part_shift;
+        let last = first + u64::from(self.minors()) - 1;
+        (last <= u64::from(MINORMASK)).then_some(first as u32)
     }
 
     /// The device index a probe of `minor` asks for, if `loop_probe()` would
@@ -132,10 +132,22 @@ mod tests {
 
     #[test]
     fn max_part_rounds_up_like_fls() {
-        let cases = [(1, 1, 1), (2, 2, 3), (3, 2, 3), (4, 3, 7), (15, 4, 15), (16, 5, 31), (255, 8, 255)];
+        let cases = [
+            (1, 1, 1),
+            (2, 2, 3),
+            (3, 2, 3),
+            (4, 3, 7),
+            (15, 4, 15),
+            (16, 5, 31),
+            (255, 8, 255),
+        ];
         for (given, shift, exported) in cases {
             let l = Layout::new(8, given, 128).unwrap();
-            assert_eq!((l.part_shift, l.max_part), (shift, exported), "max_part={given}");
+            assert_eq!(
+                (l.part_shift, l.max_part),
+                (shift, exported),
+                "max_part={given}"
+            );
         }
         // A negative max_part means no partitions, as in C.
         assert_eq!(Layout::new(8, -5, 128).unwrap().part_shift, 0);

@@ -129,7 +129,7 @@ pub struct LoopInfo64 {
 
 /// `struct loop_config`, the argument of `LOOP_CONFIGURE`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoopConfig {
     /// File descriptor of the backing file.
     pub fd: u32,
@@ -176,17 +176,6 @@ impl Default for LoopInfo64 {
             lo_crypt_name: [0; LO_NAME_SIZE],
             lo_encrypt_key: [0; LO_KEY_SIZE],
             lo_init: [0; 2],
-        }
-    }
-}
-
-impl Default for LoopConfig {
-    fn default() -> Self {
-        Self {
-            fd: 0,
-            block_size: 0,
-            info: LoopInfo64::default(),
-            reserved: [0; 8],
         }
     }
 }

@@ -186,7 +186,7 @@ impl<T: DiskDriver> Callbacks<T> {
     ) -> c_int {
         // SAFETY: An open block device has a live disk whose private data is ours.
         let this = unsafe { Self::borrow((*(*bdev).bd_disk).private_data) };
-        match T::ioctl(this, cmd, arg as usize) {
+        match T::ioctl(this, cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
@@ -347,8 +347,8 @@ impl<T: DiskDriver> Disk<T> {
                 .ok_or(EINVAL)
                 .and_then(|mut w| w.write_fmt(params.name).map_err(|_| EINVAL))
         };
-        // SAFETY: `gendisk` is allocated and its fields set up.
         let added = setup.and_then(|()| {
+            // SAFETY: `gendisk` is allocated and its fields set up.
             to_result(unsafe {
                 bindings::device_add_disk(core::ptr::null_mut(), gendisk, core::ptr::null_mut())
             })
@@ -371,7 +371,7 @@ impl<T: DiskDriver> Disk<T> {
     }
 
     /// The disk as its callbacks see it.
-    pub fn as_ref(&self) -> &DiskRef {
+    pub fn disk_ref(&self) -> &DiskRef {
         // SAFETY: By the type invariant the disk is live while `self` is.
         unsafe { DiskRef::from_raw(self.gendisk.as_ptr()) }
     }
@@ -416,7 +416,12 @@ impl<P: Probe> BlkdevMajor<P> {
     pub fn register(major: u32, name: &'static CStr, ctx: Arc<P>) -> Result<Self> {
         let foreign = ctx.into_foreign();
         if PROBE_CTX
-            .compare_exchange(core::ptr::null_mut(), foreign, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                core::ptr::null_mut(),
+                foreign,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_err()
         {
             // SAFETY: `foreign` was never published.
@@ -425,7 +430,8 @@ impl<P: Probe> BlkdevMajor<P> {
         }
         // SAFETY: `name` is a static NUL-terminated string; the probe callback
         // finds its context in `PROBE_CTX`, set above.
-        let ret = unsafe { bindings::__register_blkdev(major, name.as_char_ptr(), Some(Self::probe)) };
+        let ret =
+            unsafe { bindings::__register_blkdev(major, name.as_char_ptr(), Some(Self::probe)) };
         if ret != 0 {
             PROBE_CTX.store(core::ptr::null_mut(), Ordering::Release);
             // SAFETY: Registration failed, so no probe can run with `foreign`.
@@ -433,9 +439,17 @@ impl<P: Probe> BlkdevMajor<P> {
             // `__register_blkdev` returns -EBUSY or -EINVAL for a fixed major.
             return Err(Error::from_errno(ret.min(-1)));
         }
-        Ok(Self { major, name, _p: PhantomData })
+        Ok(Self {
+            major,
+            name,
+            _p: PhantomData,
+        })
     }
 
+    /// # Safety
+    ///
+    /// Called by the block layer, with `major_names_lock` held, for a device
+    /// number of a major registered by [`Self::register`].
     unsafe extern "C" fn probe(devt: bindings::dev_t) {
         let ctx = PROBE_CTX.load(Ordering::Acquire);
         if ctx.is_null() {

@@ -11,13 +11,7 @@
 
 use core::marker::PhantomData;
 use kernel::{
-    bindings,
-    error::to_result,
-    prelude::*,
-    str::CStr,
-    sync::Arc,
-    types::Opaque,
-    ModuleMetadata,
+    bindings, error::to_result, prelude::*, str::CStr, sync::Arc, types::Opaque, ModuleMetadata,
 };
 
 /// The handler behind a [`MiscRegistration`].
@@ -71,7 +65,7 @@ impl<T: MiscIoctl> Fops<T> {
             let misc = (*file).private_data.cast::<Opaque<bindings::miscdevice>>();
             &*kernel::container_of!(misc, MiscRegistration<T>, inner)
         };
-        match reg.ctx.ioctl(cmd, arg as usize) {
+        match reg.ctx.ioctl(cmd, arg) {
             Ok(v) => v as c_long,
             Err(e) => e.to_errno() as c_long,
         }
