@@ -11,10 +11,6 @@
 #
 # Kbuild, not this file, lists the module's objects.
 
-ifneq ($(KERNELRELEASE),)
-include $(src)/Kbuild
-else
-
 FLAVOUR ?= test
 # Built on first use only, so "make clean" never builds a kernel.
 KDIR ?= $(shell scripts/build-kernel $(FLAVOUR))
@@ -42,15 +38,22 @@ kdir:
 setup:
 	scripts/setup
 
-# Formatting with the kernel's rustfmt settings.
+# Formatting: the module with the kernel's .rustfmt.toml, the host crate
+# with cargo's.
+RUSTFMT_KERNEL = rustfmt --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml src/rloop.rs
 rustfmt:
-	rustfmt --config-path $(KDIR)/source/.rustfmt.toml --edition 2021 src/rloop.rs
+	$(RUSTFMT_KERNEL)
+	cargo fmt
 rustfmtcheck:
-	rustfmt --check --config-path $(KDIR)/source/.rustfmt.toml --edition 2021 src/rloop.rs
+	$(RUSTFMT_KERNEL) --check
+	cargo fmt --check
 
-# clippy through the kernel's CLIPPY=1, with warnings as errors.
+# clippy through the kernel's CLIPPY=1, warnings as errors; the host crate
+# through cargo. The module is rebuilt from clean for it.
 clippy:
-	+$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings clean modules
+	+$(KMAKE) clean
+	+$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+	cargo clippy --locked --quiet --all-targets -- -D warnings
 
 host-test:
 	cargo test --locked --quiet
@@ -60,5 +63,3 @@ demo: setup
 
 check: setup
 	scripts/check
-
-endif

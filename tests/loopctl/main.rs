@@ -54,7 +54,9 @@ fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
     // SAFETY: LOOP_CTL_* take an integer argument, not a pointer.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), cmd as libc::c_ulong, arg as libc::c_ulong) };
     if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
     } else {
         Ok(r as i64)
     }
