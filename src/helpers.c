@@ -6,6 +6,10 @@
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
 
+/* Called from Rust only (src/sys/blk.rs), hence no header. */
+unsigned int rloop_disk_openers(struct gendisk *disk);
+void rloop_disk_set_part_scan(struct gendisk *disk, bool enable);
+
 unsigned int rloop_disk_openers(struct gendisk *disk)
 {
 	return disk_openers(disk);
