@@ -52,11 +52,11 @@ run_test() {
     local name=$1 impl=$2
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
-    local log="$LOG/$name.$impl"
+    local log="$LOG/$name.$impl" t0=$SECONDS
     if (set -e; "t_$name") >"$log" 2>&1; then
-        pass=$((pass + 1)); echo "ok   $name [$impl]"
+        pass=$((pass + 1)); echo "ok   $name [$impl] ($((SECONDS - t0))s)"
     else
-        fail=$((fail + 1)); failed+=("$name[$impl]"); echo "FAIL $name [$impl]"
+        fail=$((fail + 1)); failed+=("$name[$impl]"); echo "FAIL $name [$impl] ($((SECONDS - t0))s)"
         sed 's/^/    | /' "$log"
     fi
     # Leave no module behind for the next test.
@@ -166,9 +166,9 @@ t_ctl_add_remove_get_free() {
 
 t_ctl_many_devices() {
     load
-    for i in $(seq 0 63); do expect "ok $i" "$LOOPCTL" add $i; done
-    [ "$(ls -d /sys/block/loop* | wc -l)" = 64 ] || die "not 64 devices"
-    for i in $(seq 0 2 62); do expect "ok $i" "$LOOPCTL" remove $i; done
+    for i in $(seq 0 15); do expect "ok $i" "$LOOPCTL" add $i; done
+    [ "$(ls -d /sys/block/loop* | wc -l)" = 16 ] || die "not 16 devices"
+    for i in $(seq 0 2 14); do expect "ok $i" "$LOOPCTL" remove $i; done
     expect "ok 1" "$LOOPCTL" get-free
     expect "ok 0" "$LOOPCTL" add -1
     expect "ok 2" "$LOOPCTL" add -1
