@@ -10,7 +10,7 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
-use crate::device::{LoopDevice, State};
+use crate::device::{LoopDevice, Phase};
 use crate::params::{self, Layout};
 use crate::sys::{blk::Probe, misc::MiscIoctl};
 use crate::uapi;
@@ -126,7 +126,7 @@ impl Control {
             let slots = self.slots.lock();
             if let Some(s) = slots
                 .iter()
-                .find(|s| s.visible && s.dev.state() == State::Unbound)
+                .find(|s| s.visible && s.dev.phase() == Phase::Unbound)
             {
                 return Ok(s.index);
             }

@@ -1,42 +1,83 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One loop device: `/dev/loopN`, its queue, and its state.
+//! One loop device: `/dev/loopN`, its state, its ioctls and its queue.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::{
-    new_mutex,
+    impl_has_work, new_mutex, new_spinlock, new_work, pr_warn,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
+    uaccess::{UserPtr, UserSlice},
+    workqueue::{self, Work, WorkItem},
 };
 
 use crate::params::Layout;
-use crate::sys::blk::{tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, TagSet};
-use crate::uapi;
+use crate::sys::{
+    self,
+    blk::{
+        driver_behind, tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, OpenMode,
+        ReqOp, Request, TagSet,
+    },
+    file::{falloc, BackingFile, FileKind},
+    ModuleRef,
+};
+use crate::uapi::{self, InfoError, LoopConfig, LoopInfo, LoopInfo64, LO_NAME_SIZE};
 
-/// Where a device is in its life.
-///
-/// Attaching a backing file (the `Bound` and `Rundown` states) comes with
-/// the buffered data path.
+/// What `queue_rq` may read without the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum State {
+pub(crate) enum Phase {
     /// No backing file; I/O fails.
     Unbound = 0,
-    /// `LOOP_CTL_REMOVE` or module exit is taking the device down.
-    Deleting = 1,
+    /// Attached.
+    Bound = 1,
+    /// Detaching: no new opens.
+    Rundown = 2,
+    /// Being removed.
+    Deleting = 3,
+}
+
+/// The settings of a bound device.
+struct Binding {
+    file: BackingFile,
+    offset: u64,
+    sizelimit: u64,
+    flags: u32,
+    file_name: [u8; LO_NAME_SIZE],
+    /// As in C, a bound device pins the module.
+    _module: ModuleRef<crate::LocalModule>,
+}
+
+/// The device's state, behind its lock.
+enum State {
+    Unbound,
+    Bound(Binding),
+    /// `LOOP_CLR_FD` or autoclear is detaching it.
+    Rundown(Binding),
+    Deleting,
 }
 
 impl State {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Unbound,
-            _ => Self::Deleting,
+    fn phase(&self) -> Phase {
+        match self {
+            State::Unbound => Phase::Unbound,
+            State::Bound(_) => Phase::Bound,
+            State::Rundown(_) => Phase::Rundown,
+            State::Deleting => Phase::Deleting,
         }
     }
 }
 
+/// What the I/O worker needs, swapped as a whole with the queue frozen.
+struct IoConfig {
+    file: BackingFile,
+    offset: u64,
+    discard: bool,
+}
+
 /// What the device lock protects.
 struct Inner {
+    state: State,
     /// The disk, from `add_disk` until removal takes it away.
     disk: Option<Disk<LoopDevice>>,
 }
@@ -45,27 +86,52 @@ struct Inner {
 ///
 /// # Invariants
 ///
-/// `state` only changes with `inner` locked.
+/// - `phase` mirrors `inner.state` and only changes with `inner` locked.
+/// - `io` is `Some` only while bound, and changes only with the queue
+///   frozen or the device not open.
 #[pin_data]
 pub(crate) struct LoopDevice {
     index: u32,
-    /// Readable without the lock, as `READ_ONCE(lo->lo_state)` in C.
-    state: AtomicU8,
+    part_shift: u32,
+    phase: AtomicU8,
     #[pin]
     inner: Mutex<Inner>,
+    #[pin]
+    io: SpinLock<Option<Arc<IoConfig>>>,
+    /// Requests waiting for the worker; room for the queue depth is
+    /// reserved, so `queue_rq` never allocates.
+    #[pin]
+    pending: SpinLock<KVec<Request>>,
+    /// The worker's own batch, swapped with `pending`.
+    #[pin]
+    batch: Mutex<KVec<Request>>,
+    #[pin]
+    work: Work<LoopDevice>,
     /// Freed after the disk, when the last reference goes.
     #[pin]
     tag_set: TagSet<LoopDevice>,
 }
 
+impl_has_work! {
+    impl HasWork<Self> for LoopDevice { self.work }
+}
+
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
     pub(crate) fn new(index: u32, layout: &Layout) -> Result<Arc<Self>> {
+        let depth = layout.hw_queue_depth as usize;
+        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
+        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
-                state: AtomicU8::new(State::Unbound as u8),
-                inner <- new_mutex!(Inner { disk: None }),
+                part_shift: layout.part_shift,
+                phase: AtomicU8::new(Phase::Unbound as u8),
+                inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
+                io <- new_spinlock!(None),
+                pending <- new_spinlock!(pending),
+                batch <- new_mutex!(batch),
+                work <- new_work!("LoopDevice::work"),
                 tag_set <- TagSet::new(
                     1,
                     layout.hw_queue_depth,
@@ -102,9 +168,23 @@ impl LoopDevice {
         self.index
     }
 
-    /// The current state, read without the lock; it may change at once.
-    pub(crate) fn state(&self) -> State {
-        State::from_u8(self.state.load(Ordering::Relaxed))
+    /// The current phase, read without the lock; it may change at once.
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Unbound,
+            1 => Phase::Bound,
+            2 => Phase::Rundown,
+            _ => Phase::Deleting,
+        }
+    }
+
+    fn set_state(&self, inner: &mut Inner, state: State) -> State {
+        self.phase.store(state.phase() as u8, Ordering::Relaxed);
+        core::mem::replace(&mut inner.state, state)
+    }
+
+    fn set_io(&self, io: Option<Arc<IoConfig>>) {
+        *self.io.lock() = io;
     }
 
     /// Marks the device as going away if nothing uses it, as the check in
@@ -117,18 +197,446 @@ impl LoopDevice {
             Some(disk) => disk.disk_ref().openers() > 0,
             None => false,
         };
-        if self.state() != State::Unbound || busy {
+        if self.phase() != Phase::Unbound || busy {
             return Err(EBUSY);
         }
-        self.state.store(State::Deleting as u8, Ordering::Relaxed);
+        self.set_state(&mut inner, State::Deleting);
         Ok(inner.disk.take())
     }
 
-    /// Takes the device down for module exit, whatever its state.
+    /// Takes the device down for module exit. Nothing is open or bound: a
+    /// bound device holds a module reference.
     pub(crate) fn take_disk_for_exit(&self) -> Option<Disk<LoopDevice>> {
         let mut inner = self.inner.lock();
-        self.state.store(State::Deleting as u8, Ordering::Relaxed);
+        self.set_state(&mut inner, State::Deleting);
         inner.disk.take()
+    }
+
+    // --- attach -------------------------------------------------------------
+
+    /// `LOOP_SET_FD` and `LOOP_CONFIGURE`, as `loop_configure()`.
+    fn configure(&self, disk: &DiskRef, mode: OpenMode, config: &LoopConfig) -> Result {
+        let file = BackingFile::from_fd(config.fd)?;
+        check_backing_file(&file)?;
+        self.validate_chain(&file, disk)?;
+
+        let mut inner = self.inner.lock();
+        if !matches!(inner.state, State::Unbound) {
+            return Err(EBUSY);
+        }
+        if config.info.lo_flags & !uapi::LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        check_info(&config.info)?;
+        let mut flags = config.info.lo_flags;
+        if !file.opened_for_write() || !mode.write() || !file.has_write_iter() {
+            flags |= uapi::LO_FLAGS_READ_ONLY;
+        }
+        // Direct I/O comes with the DIO path; until then a request for it
+        // (or an O_DIRECT backing file) leaves the device buffered, as C
+        // does when DIO is not possible.
+        flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        if self.part_shift > 0 {
+            flags |= uapi::LO_FLAGS_PARTSCAN;
+        }
+
+        disk.suppress_uevents(true);
+        disk.force_media_change();
+        disk.set_read_only(flags & uapi::LO_FLAGS_READ_ONLY != 0);
+        let discard = discard_limits(&file);
+        let limits = disk.update_limits(|lim| {
+            lim.set_block_size(if config.block_size != 0 {
+                config.block_size
+            } else {
+                512
+            });
+            lim.set_dma_alignment(511);
+            lim.set_features(
+                file.has_fsync() && flags & uapi::LO_FLAGS_READ_ONLY == 0,
+                false,
+            );
+            lim.set_discard(discard.0, discard.1);
+        });
+        if let Err(e) = limits {
+            disk.suppress_uevents(false);
+            return Err(e);
+        }
+        // Write back the page cache before I/O starts going around it.
+        let _ = file.fsync();
+
+        let binding = Binding {
+            file,
+            offset: config.info.lo_offset,
+            sizelimit: config.info.lo_sizelimit,
+            flags,
+            file_name: config.info.stored_file_name(),
+            _module: ModuleRef::get(),
+        };
+        let sectors = capacity(&binding);
+        self.set_io(Some(Arc::new(
+            IoConfig {
+                file: binding.file.clone_ref(),
+                offset: binding.offset,
+                discard: discard.0 != 0,
+            },
+            GFP_KERNEL,
+        )?));
+        disk.set_capacity(sectors);
+        let partscan = flags & uapi::LO_FLAGS_PARTSCAN != 0;
+        self.set_state(&mut inner, State::Bound(binding));
+        if partscan {
+            disk.set_part_scan(true);
+        }
+        disk.suppress_uevents(false);
+        disk.uevent_change();
+        drop(inner);
+        if partscan {
+            self.rescan(disk, false);
+        }
+        Ok(())
+    }
+
+    /// Refuses the device itself, and chains of loop devices that are not
+    /// all bound, as `loop_validate_file()`.
+    fn validate_chain(&self, file: &BackingFile, disk: &DiskRef) -> Result {
+        let own = disk.devt();
+        let mut next: Option<BackingFile> = None;
+        loop {
+            let f = next.as_ref().unwrap_or(file);
+            if let FileKind::Block(rdev) = f.kind() {
+                if rdev == own {
+                    return Err(EBADF);
+                }
+            }
+            let Some(dev) = driver_behind::<LoopDevice>(f) else {
+                break;
+            };
+            let inner = dev.inner.lock();
+            let State::Bound(b) = &inner.state else {
+                return Err(EINVAL);
+            };
+            let f = b.file.clone_ref();
+            drop(inner);
+            next = Some(f);
+        }
+        match file.kind() {
+            FileKind::Regular | FileKind::Block(_) => Ok(()),
+            FileKind::Other => Err(EINVAL),
+        }
+    }
+
+    fn rescan(&self, disk: &DiskRef, open_mutex_held: bool) {
+        if let Err(e) = disk.rescan_partitions(open_mutex_held) {
+            pr_warn!(
+                "partition scan of loop{} failed (rc={})\n",
+                self.index,
+                e.to_errno()
+            );
+        }
+    }
+
+    // --- detach -------------------------------------------------------------
+
+    /// `LOOP_CLR_FD`: detach at last close, now if this is the only opener.
+    fn clr_fd(&self, disk: &DiskRef) -> Result {
+        let mut inner = self.inner.lock();
+        let state = self.set_state(&mut inner, State::Unbound);
+        let State::Bound(mut b) = state else {
+            self.set_state(&mut inner, state);
+            return Err(ENXIO);
+        };
+        b.flags |= uapi::LO_FLAGS_AUTOCLEAR;
+        let next = if disk.openers() == 1 {
+            State::Rundown(b)
+        } else {
+            State::Bound(b)
+        };
+        self.set_state(&mut inner, next);
+        Ok(())
+    }
+
+    /// The last close: detach if asked to, as `lo_release()` and
+    /// `__loop_clr_fd()`. Runs under the disk's `open_mutex`.
+    fn last_close(&self, disk: &DiskRef) {
+        let mut inner = self.inner.lock();
+        let state = self.set_state(&mut inner, State::Unbound);
+        let binding = match state {
+            State::Bound(b) if b.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 => b,
+            State::Rundown(b) => b,
+            other => {
+                self.set_state(&mut inner, other);
+                return;
+            }
+        };
+        // Rundown keeps opens out while the device is taken apart.
+        self.set_state(&mut inner, State::Rundown(binding));
+        drop(inner);
+
+        // No opener, so no I/O in flight: no need to freeze.
+        self.set_io(None);
+        let _ = disk.update_limits(|lim| {
+            lim.set_block_size(512);
+            lim.set_features(false, false);
+            lim.set_discard(0, 0);
+        });
+        disk.invalidate();
+        disk.uevent_change();
+        disk.force_media_change();
+        // Remove all partitions, even ones added by hand with BLKPG.
+        self.rescan(disk, true);
+        if self.part_shift == 0 {
+            disk.set_part_scan(false);
+        }
+        let mut inner = self.inner.lock();
+        let old = self.set_state(&mut inner, State::Unbound);
+        drop(inner);
+        // The file reference and the module reference go outside the lock:
+        // the last fput can take open_mutex.
+        drop(old);
+    }
+
+    // --- status -------------------------------------------------------------
+
+    /// `LOOP_SET_STATUS64`, as `loop_set_status()`.
+    fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
+        let mut inner = self.inner.lock();
+        let State::Bound(b) = &mut inner.state else {
+            return Err(ENXIO);
+        };
+        let size_changed = b.offset != info.lo_offset || b.sizelimit != info.lo_sizelimit;
+        if size_changed {
+            disk.sync_and_invalidate();
+        }
+        let partscan;
+        {
+            // I/O is drained before the offset or size limit changes.
+            let _frozen = disk.freeze();
+            check_info(info)?;
+            b.offset = info.lo_offset;
+            b.sizelimit = info.lo_sizelimit;
+            b.file_name = info.stored_file_name();
+            partscan = b.flags & uapi::LO_FLAGS_PARTSCAN == 0
+                && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
+            b.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
+            b.flags |= info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS;
+            let io = self.io.lock().clone();
+            if let Some(io) = io {
+                self.set_io(Some(Arc::new(
+                    IoConfig {
+                        file: io.file.clone_ref(),
+                        offset: b.offset,
+                        discard: io.discard,
+                    },
+                    GFP_KERNEL,
+                )?));
+            }
+        }
+        if partscan {
+            disk.set_part_scan(true);
+        }
+        if size_changed {
+            disk.set_capacity(capacity(b));
+        }
+        drop(inner);
+        if partscan {
+            self.rescan(disk, false);
+        }
+        Ok(())
+    }
+
+    /// `LOOP_GET_STATUS64`, as `loop_get_status()`.
+    fn get_status(&self) -> Result<LoopInfo64> {
+        let inner = self.inner.lock();
+        let State::Bound(b) = &inner.state else {
+            return Err(ENXIO);
+        };
+        let mut info = LoopInfo64 {
+            lo_number: self.index,
+            lo_offset: b.offset,
+            lo_sizelimit: b.sizelimit,
+            lo_flags: b.flags,
+            lo_file_name: b.file_name,
+            ..LoopInfo64::default()
+        };
+        let file = b.file.clone_ref();
+        // The filesystem is asked without the lock.
+        drop(inner);
+        let ids = file.ids()?;
+        info.lo_device = ids.dev;
+        info.lo_inode = ids.ino;
+        info.lo_rdevice = ids.rdev;
+        Ok(info)
+    }
+
+    /// `LOOP_SET_CAPACITY`.
+    fn set_capacity(&self, disk: &DiskRef) -> Result {
+        let inner = self.inner.lock();
+        let State::Bound(b) = &inner.state else {
+            return Err(ENXIO);
+        };
+        disk.set_capacity(capacity(b));
+        Ok(())
+    }
+
+    /// `LOOP_SET_DIRECT_IO`. Only "off" is possible until the DIO path
+    /// exists; "on" is refused as C refuses it when DIO is not possible.
+    fn set_direct_io(&self, arg: usize) -> Result {
+        let inner = self.inner.lock();
+        if !matches!(inner.state, State::Bound(_)) {
+            return Err(ENXIO);
+        }
+        if arg != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// `LOOP_SET_BLOCK_SIZE`, as `loop_set_block_size()`.
+    fn set_block_size(&self, disk: &DiskRef, arg: usize) -> Result {
+        let inner = self.inner.lock();
+        let State::Bound(b) = &inner.state else {
+            return Err(ENXIO);
+        };
+        if disk.logical_block_size() as usize == arg {
+            return Ok(());
+        }
+        let bsize = u32::try_from(arg).map_err(|_| EINVAL)?;
+        disk.sync_and_invalidate();
+        let discard = discard_limits(&b.file);
+        let write_cache = b.file.has_fsync() && b.flags & uapi::LO_FLAGS_READ_ONLY == 0;
+        let _frozen = disk.freeze();
+        disk.update_limits(|lim| {
+            lim.set_block_size(bsize);
+            lim.set_features(write_cache, false);
+            lim.set_discard(discard.0, discard.1);
+        })
+    }
+
+    // --- I/O ----------------------------------------------------------------
+
+    /// Runs one request against the backing file, as `do_req_filebacked()`
+    /// and `lo_complete_rq()` do for buffered I/O.
+    fn handle(io: &IoConfig, rq: Request) {
+        let pos = rq.pos() + io.offset;
+        let bytes = rq.bytes();
+        let result = match rq.op() {
+            ReqOp::Flush => io
+                .file
+                .fsync()
+                .map_err(|e| if e == EINVAL { e } else { EIO }),
+            ReqOp::Discard => Self::fallocate(io, falloc::PUNCH_HOLE, pos, bytes),
+            ReqOp::WriteZeroes => {
+                let mode = if rq.no_unmap() {
+                    falloc::ZERO_RANGE
+                } else {
+                    falloc::PUNCH_HOLE
+                };
+                Self::fallocate(io, mode, pos, bytes)
+            }
+            // A short write is not an error, as in C.
+            ReqOp::Write => rq
+                .bvecs()
+                .and_then(|mut bv| io.file.write_at(&mut bv, pos))
+                .map(|_| ()),
+            ReqOp::Read => {
+                match rq.bvecs().and_then(|mut bv| io.file.read_at(&mut bv, pos)) {
+                    Ok(n) if n == bytes as usize => Ok(()),
+                    // Short read: finish what was read and retry the rest.
+                    Ok(n) if n > 0 => return rq.advance_and_requeue(n as u32),
+                    // Nothing left to read (past the end of the file).
+                    Ok(_) => {
+                        rq.zero_fill();
+                        Err(EIO)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ReqOp::Other => Err(EIO),
+        };
+        rq.end(match result {
+            Ok(()) => BlkStatus::OK,
+            Err(e) => BlkStatus::from_error(e),
+        });
+    }
+
+    fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
+        if !io.discard {
+            return Err(EOPNOTSUPP);
+        }
+        match io.file.fallocate(mode | falloc::KEEP_SIZE, pos, len.into()) {
+            Err(e) if e != EINVAL && e != EOPNOTSUPP => Err(EIO),
+            other => other,
+        }
+    }
+}
+
+/// The backing file's operations, as `loop_check_backing_file()`.
+fn check_backing_file(file: &BackingFile) -> Result {
+    if !file.has_read_iter() || (file.opened_for_write() && !file.has_write_iter()) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn check_info(info: &LoopInfo64) -> Result {
+    match info.check() {
+        Ok(()) => Ok(()),
+        Err(InfoError::Overflow) => Err(EOVERFLOW),
+        Err(InfoError::XorRemoved) => {
+            pr_warn!("support for the xor transformation has been removed.\n");
+            Err(EINVAL)
+        }
+        Err(InfoError::CryptoapiRemoved) => {
+            pr_warn!("support for cryptoloop has been removed.  Use dm-crypt instead.\n");
+            Err(EINVAL)
+        }
+        Err(InfoError::Invalid) => Err(EINVAL),
+    }
+}
+
+/// Discard limits from the backing file, as `loop_get_discard_config()`
+/// for regular files: punch holes, in units of the filesystem block.
+fn discard_limits(file: &BackingFile) -> (u32, u32) {
+    match file.kind() {
+        FileKind::Regular if file.has_fallocate() => match file.fs_block_size() {
+            Ok(bsize) => (u32::MAX >> 9, bsize),
+            Err(_) => (0, 0),
+        },
+        _ => (0, 0),
+    }
+}
+
+fn capacity(b: &Binding) -> u64 {
+    let size = b.file.size().unwrap_or(0);
+    uapi::device_sectors(size, b.offset, b.sizelimit)
+}
+
+fn user_arg(arg: usize) -> Result<usize> {
+    if arg == 0 {
+        return Err(EINVAL);
+    }
+    Ok(arg)
+}
+
+impl WorkItem for LoopDevice {
+    type Pointer = Arc<LoopDevice>;
+
+    fn run(this: Arc<LoopDevice>) {
+        let _noio = sys::NoIo::enter();
+        let mut batch = this.batch.lock();
+        loop {
+            core::mem::swap(&mut *this.pending.lock(), &mut *batch);
+            if batch.is_empty() {
+                break;
+            }
+            let io = this.io.lock().clone();
+            for rq in batch.drain_all() {
+                match &io {
+                    Some(io) => Self::handle(io, rq),
+                    None => rq.end(BlkStatus::io_error()),
+                }
+            }
+        }
     }
 }
 
@@ -137,26 +645,94 @@ impl DiskDriver for LoopDevice {
 
     fn open(this: ArcBorrow<'_, Self>, _disk: &DiskRef) -> Result {
         let _guard = this.inner.lock();
-        match this.state() {
-            State::Deleting => Err(ENXIO),
-            State::Unbound => Ok(()),
+        match this.phase() {
+            Phase::Deleting | Phase::Rundown => Err(ENXIO),
+            Phase::Unbound | Phase::Bound => Ok(()),
         }
     }
 
-    fn release(_this: ArcBorrow<'_, Self>, _disk: &DiskRef) {
-        // Nothing to do for an unbound device. With attach, the last close
-        // (`disk.openers() == 0`) of an autoclear device detaches it.
+    fn release(this: ArcBorrow<'_, Self>, disk: &DiskRef) {
+        if disk.openers() > 0 {
+            return;
+        }
+        this.last_close(disk);
     }
 
-    fn ioctl(_this: ArcBorrow<'_, Self>, _cmd: u32, _arg: usize) -> Result<i32> {
-        // The LOOP_* device ioctls come with attach and status.
-        Err(ENOTTY)
+    fn ioctl(
+        this: ArcBorrow<'_, Self>,
+        disk: &DiskRef,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        let may_change = mode.write() || sys::capable_sys_admin();
+        match cmd {
+            uapi::LOOP_SET_FD => {
+                // As C: a loop_config with only the descriptor set.
+                let config = LoopConfig {
+                    fd: arg as u32,
+                    ..LoopConfig::default()
+                };
+                this.configure(disk, mode, &config)?;
+            }
+            uapi::LOOP_CONFIGURE => {
+                let config: LoopConfig =
+                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopConfig>())
+                        .reader()
+                        .read()?;
+                this.configure(disk, mode, &config)?;
+            }
+            uapi::LOOP_CLR_FD => this.clr_fd(disk)?,
+            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change => return Err(EPERM),
+            uapi::LOOP_SET_STATUS => {
+                let old: LoopInfo = UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
+                    .reader()
+                    .read()?;
+                this.set_status(disk, &LoopInfo64::from_old(&old))?;
+            }
+            uapi::LOOP_SET_STATUS64 => {
+                let info: LoopInfo64 =
+                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
+                        .reader()
+                        .read()?;
+                this.set_status(disk, &info)?;
+            }
+            uapi::LOOP_GET_STATUS => {
+                let arg = user_arg(arg)?;
+                let old = this.get_status()?.to_old().ok_or(EOVERFLOW)?;
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
+                    .writer()
+                    .write(&old)?;
+            }
+            uapi::LOOP_GET_STATUS64 => {
+                let arg = user_arg(arg)?;
+                let info = this.get_status()?;
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
+                    .writer()
+                    .write(&info)?;
+            }
+            uapi::LOOP_SET_BLOCK_SIZE | uapi::LOOP_SET_CAPACITY | uapi::LOOP_SET_DIRECT_IO
+                if !may_change =>
+            {
+                return Err(EPERM)
+            }
+            uapi::LOOP_SET_BLOCK_SIZE => this.set_block_size(disk, arg)?,
+            uapi::LOOP_SET_CAPACITY => this.set_capacity(disk)?,
+            uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(arg)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(0)
     }
 
-    fn queue_rq(this: ArcBorrow<'_, Self>) -> Result<(), BlkStatus> {
-        match this.state() {
+    fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
+        if this.phase() != Phase::Bound && this.phase() != Phase::Rundown {
             // No backing file: fail at once, as `loop_queue_rq()` does.
-            State::Unbound | State::Deleting => Err(BlkStatus::io_error()),
+            return rq.end(BlkStatus::io_error());
         }
+        if let Err(e) = this.pending.lock().push_within_capacity(rq) {
+            // More requests than tags: cannot happen; fail rather than wait.
+            return e.0.end(BlkStatus::io_error());
+        }
+        let _ = workqueue::system_unbound().enqueue(Arc::<LoopDevice>::from(this));
     }
 }

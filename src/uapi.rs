@@ -65,12 +65,15 @@ pub const LOOP_MAJOR: u32 = 7;
 pub const LOOP_CTRL_MINOR: u32 = 237;
 
 /// The legacy `struct loop_info` (x86-64 layout: `long` is 64 bits and
-/// `__kernel_old_dev_t` is `unsigned long`).
+/// `__kernel_old_dev_t` is `unsigned long`). The C struct's implicit padding
+/// is spelled out, so that every byte copied to user space is initialised.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoopInfo {
     /// Device index (read-only).
     pub lo_number: i32,
+    /// Padding before `lo_device`.
+    pub pad0: [u8; 4],
     /// Device number of the backing file's filesystem (read-only).
     pub lo_device: u64,
     /// Inode number of the backing file (read-only).
@@ -93,6 +96,8 @@ pub struct LoopInfo {
     pub lo_init: [u64; 2],
     /// Padding.
     pub reserved: [u8; 4],
+    /// Padding to the struct's 8-byte alignment.
+    pub pad1: [u8; 4],
 }
 
 /// `struct loop_info64`.
@@ -145,6 +150,7 @@ impl Default for LoopInfo {
     fn default() -> Self {
         Self {
             lo_number: 0,
+            pad0: [0; 4],
             lo_device: 0,
             lo_inode: 0,
             lo_rdevice: 0,
@@ -156,6 +162,7 @@ impl Default for LoopInfo {
             lo_encrypt_key: [0; LO_KEY_SIZE],
             lo_init: [0; 2],
             reserved: [0; 4],
+            pad1: [0; 4],
         }
     }
 }
@@ -180,6 +187,100 @@ impl Default for LoopInfo64 {
     }
 }
 
+/// `LO_CRYPT_NONE`, the only transfer type left.
+pub const LO_CRYPT_NONE: u32 = 0;
+/// `LO_CRYPT_XOR`, removed.
+pub const LO_CRYPT_XOR: u32 = 1;
+/// `LO_CRYPT_CRYPTOAPI`, removed.
+pub const LO_CRYPT_CRYPTOAPI: u32 = 18;
+
+/// Why a `loop_info64` is refused, as `loop_set_status_from_info()` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InfoError {
+    /// `EINVAL`: a key size over `LO_KEY_SIZE` or an encryption type.
+    Invalid,
+    /// `EINVAL`, with a note that XOR was removed.
+    XorRemoved,
+    /// `EINVAL`, with a note that cryptoloop was removed.
+    CryptoapiRemoved,
+    /// `EOVERFLOW`: offset or size limit beyond `LLONG_MAX`.
+    Overflow,
+}
+
+impl LoopInfo64 {
+    /// Checks the settable part of a status, as `loop_set_status_from_info()`.
+    pub fn check(&self) -> Result<(), InfoError> {
+        if self.lo_encrypt_key_size as usize > LO_KEY_SIZE {
+            return Err(InfoError::Invalid);
+        }
+        match self.lo_encrypt_type {
+            LO_CRYPT_NONE => {}
+            LO_CRYPT_XOR => return Err(InfoError::XorRemoved),
+            LO_CRYPT_CRYPTOAPI => return Err(InfoError::CryptoapiRemoved),
+            _ => return Err(InfoError::Invalid),
+        }
+        if self.lo_offset > i64::MAX as u64 || self.lo_sizelimit > i64::MAX as u64 {
+            return Err(InfoError::Overflow);
+        }
+        Ok(())
+    }
+
+    /// The file name as stored: the last byte forced to NUL.
+    pub fn stored_file_name(&self) -> [u8; LO_NAME_SIZE] {
+        let mut name = self.lo_file_name;
+        name[LO_NAME_SIZE - 1] = 0;
+        name
+    }
+
+    /// `loop_info64_from_old()`.
+    pub fn from_old(info: &LoopInfo) -> Self {
+        Self {
+            lo_number: info.lo_number as u32,
+            lo_device: info.lo_device,
+            lo_inode: info.lo_inode,
+            lo_rdevice: info.lo_rdevice,
+            lo_offset: i64::from(info.lo_offset) as u64,
+            lo_sizelimit: 0,
+            lo_flags: info.lo_flags as u32,
+            lo_file_name: info.lo_name,
+            ..Self::default()
+        }
+    }
+
+    /// `loop_info64_to_old()`: `None` (EOVERFLOW) where a value does not fit.
+    pub fn to_old(&self) -> Option<LoopInfo> {
+        let info = LoopInfo {
+            lo_number: self.lo_number as i32,
+            lo_device: self.lo_device,
+            lo_inode: self.lo_inode,
+            lo_rdevice: self.lo_rdevice,
+            lo_offset: self.lo_offset as i32,
+            lo_flags: self.lo_flags as i32,
+            lo_name: self.lo_file_name,
+            ..LoopInfo::default()
+        };
+        // C compares after the implicit conversions of the assignments.
+        (i64::from(info.lo_offset) as u64 == self.lo_offset).then_some(info)
+    }
+}
+
+/// Size of a loop device in 512-byte sectors, from the backing size, the
+/// offset and the size limit, as `lo_calculate_size()` computes it.
+pub fn device_sectors(backing_size: u64, offset: u64, sizelimit: u64) -> u64 {
+    let mut size = backing_size as i64;
+    if offset > 0 {
+        size = size.wrapping_sub(offset as i64);
+    }
+    if size < 0 {
+        return 0;
+    }
+    let mut size = size as u64;
+    if sizelimit > 0 && sizelimit < size {
+        size = sizelimit;
+    }
+    size >> 9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +297,7 @@ mod tests {
         assert_eq!(offset_of!(LoopInfo, lo_encrypt_key), 112);
         assert_eq!(offset_of!(LoopInfo, lo_init), 144);
         assert_eq!(offset_of!(LoopInfo, reserved), 160);
+        assert_eq!(offset_of!(LoopInfo, pad1), 164);
     }
 
     #[test]
@@ -216,6 +318,64 @@ mod tests {
         assert_eq!(offset_of!(LoopConfig, block_size), 4);
         assert_eq!(offset_of!(LoopConfig, info), 8);
         assert_eq!(offset_of!(LoopConfig, reserved), 240);
+    }
+
+    #[test]
+    fn device_sectors_follows_lo_calculate_size() {
+        assert_eq!(device_sectors(1 << 20, 0, 0), 2048);
+        assert_eq!(device_sectors((1 << 20) + 511, 0, 0), 2048);
+        assert_eq!(device_sectors(1 << 20, 4096, 0), 2040);
+        assert_eq!(device_sectors(1 << 20, 4096, 8192), 16);
+        assert_eq!(device_sectors(1 << 20, 0, 1 << 30), 2048);
+        assert_eq!(device_sectors(1 << 20, 2 << 20, 0), 0);
+        assert_eq!(device_sectors(0, 0, 0), 0);
+    }
+
+    #[test]
+    fn info_checks_follow_set_status_from_info() {
+        let ok = LoopInfo64::default();
+        assert_eq!(ok.check(), Ok(()));
+        let mut i = ok;
+        i.lo_encrypt_key_size = 33;
+        assert_eq!(i.check(), Err(InfoError::Invalid));
+        i.lo_encrypt_key_size = 32;
+        assert_eq!(i.check(), Ok(()));
+        i.lo_encrypt_type = LO_CRYPT_XOR;
+        assert_eq!(i.check(), Err(InfoError::XorRemoved));
+        i.lo_encrypt_type = LO_CRYPT_CRYPTOAPI;
+        assert_eq!(i.check(), Err(InfoError::CryptoapiRemoved));
+        i.lo_encrypt_type = 2;
+        assert_eq!(i.check(), Err(InfoError::Invalid));
+        let mut i = ok;
+        i.lo_offset = i64::MAX as u64 + 1;
+        assert_eq!(i.check(), Err(InfoError::Overflow));
+        let mut i = ok;
+        i.lo_sizelimit = u64::MAX;
+        assert_eq!(i.check(), Err(InfoError::Overflow));
+        let mut i = ok;
+        i.lo_file_name = [b'a'; LO_NAME_SIZE];
+        assert_eq!(i.stored_file_name()[LO_NAME_SIZE - 1], 0);
+        assert_eq!(i.stored_file_name()[LO_NAME_SIZE - 2], b'a');
+    }
+
+    #[test]
+    fn old_info_converts_with_eoverflow() {
+        let mut i = LoopInfo64 {
+            lo_offset: 4096,
+            lo_number: 3,
+            lo_flags: 4,
+            ..Default::default()
+        };
+        let old = i.to_old().unwrap();
+        assert_eq!((old.lo_offset, old.lo_number, old.lo_flags), (4096, 3, 4));
+        i.lo_offset = 1 << 31;
+        assert_eq!(i.to_old(), None);
+        let back = LoopInfo64::from_old(&LoopInfo {
+            lo_offset: -512,
+            ..Default::default()
+        });
+        assert_eq!(back.lo_offset, (-512i64) as u64);
+        assert_eq!(back.lo_sizelimit, 0);
     }
 
     #[test]

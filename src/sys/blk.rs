@@ -31,6 +31,25 @@ use kernel::{
 extern "C" {
     fn rloop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
     fn rloop_disk_set_part_scan(disk: *mut bindings::gendisk, enable: bool);
+    fn rloop_rq_op(rq: *mut bindings::request) -> c_uint;
+    fn rloop_rq_pos(rq: *mut bindings::request) -> bindings::sector_t;
+    fn rloop_rq_bytes(rq: *mut bindings::request) -> c_uint;
+    fn rloop_rq_nounmap(rq: *mut bindings::request) -> bool;
+    fn rloop_rq_nr_bvec(rq: *mut bindings::request) -> c_uint;
+    fn rloop_rq_bvecs(
+        rq: *mut bindings::request,
+        out: *mut bindings::bio_vec,
+        max: c_uint,
+    ) -> c_uint;
+    fn rloop_rq_zero_fill(rq: *mut bindings::request);
+    fn rloop_mode_write(mode: bindings::blk_mode_t) -> bool;
+    fn rloop_disk_uevent_change(disk: *mut bindings::gendisk);
+    fn rloop_disk_suppress_uevents(disk: *mut bindings::gendisk, suppress: bool);
+    fn rloop_queue_freeze(q: *mut bindings::request_queue) -> c_uint;
+    fn rloop_queue_unfreeze(q: *mut bindings::request_queue, memflags: c_uint);
+    fn rloop_limits_start_update(q: *mut bindings::request_queue, lim: *mut bindings::queue_limits);
+    fn rloop_limits_set_features(lim: *mut bindings::queue_limits, write_cache: bool, rot: bool);
+    fn rloop_disk_rescan_partitions(disk: *mut bindings::gendisk, open_mutex_held: bool) -> c_int;
 }
 
 /// A block status code, `blk_status_t`.
@@ -50,6 +69,155 @@ impl BlkStatus {
     /// A generic I/O error, `BLK_STS_IOERR`.
     pub fn io_error() -> Self {
         Self::from_error(EIO)
+    }
+}
+
+/// The operation of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReqOp {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// `REQ_OP_FLUSH`.
+    Flush,
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+    /// Anything else.
+    Other,
+}
+
+/// A request the driver owns, from `queue_rq` until it ends it.
+///
+/// Ownership of the request moves with this value: ending it consumes it,
+/// and dropping it without ending ends it with `BLK_STS_IOERR`, so every
+/// request ends exactly once.
+///
+/// # Invariants
+///
+/// `ptr` is a started request, owned by the driver, not yet ended.
+pub struct Request {
+    ptr: NonNull<bindings::request>,
+}
+
+// SAFETY: A started request may be processed and ended on any thread.
+unsafe impl Send for Request {}
+
+impl Request {
+    fn raw(&self) -> *mut bindings::request {
+        self.ptr.as_ptr()
+    }
+
+    /// The operation.
+    pub fn op(&self) -> ReqOp {
+        // SAFETY: By the type invariant the request is live.
+        match unsafe { rloop_rq_op(self.raw()) } {
+            bindings::req_op_REQ_OP_READ => ReqOp::Read,
+            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
+            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
+            _ => ReqOp::Other,
+        }
+    }
+
+    /// Position on the device, in bytes.
+    pub fn pos(&self) -> u64 {
+        // SAFETY: By the type invariant the request is live.
+        (unsafe { rloop_rq_pos(self.raw()) }) << 9
+    }
+
+    /// Remaining length, in bytes.
+    pub fn bytes(&self) -> u32 {
+        // SAFETY: By the type invariant the request is live.
+        unsafe { rloop_rq_bytes(self.raw()) }
+    }
+
+    /// Whether a write-zeroes request must keep the blocks allocated
+    /// (`REQ_NOUNMAP`).
+    pub fn no_unmap(&self) -> bool {
+        // SAFETY: By the type invariant the request is live.
+        unsafe { rloop_rq_nounmap(self.raw()) }
+    }
+
+    /// The request's data segments, for an `iov_iter`. Allocates: call it
+    /// inside a [`super::NoIo`] scope, as I/O paths must not recurse into
+    /// the block layer for memory.
+    pub fn bvecs(&self) -> Result<Bvecs<'_>> {
+        // SAFETY: By the type invariant the request is live.
+        let n = unsafe { rloop_rq_nr_bvec(self.raw()) } as usize;
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        // SAFETY: `v` has room for `n` bvecs; the helper writes at most `n`.
+        unsafe {
+            let got = rloop_rq_bvecs(self.raw(), v.as_mut_ptr(), n as c_uint);
+            v.inc_len(got as usize);
+        }
+        Ok(Bvecs {
+            v,
+            bytes: self.bytes(),
+            _rq: PhantomData,
+        })
+    }
+
+    /// Zero-fills all the request's data.
+    pub fn zero_fill(&self) {
+        // SAFETY: By the type invariant the request is live.
+        unsafe { rloop_rq_zero_fill(self.raw()) };
+    }
+
+    /// Ends the request with `status`.
+    pub fn end(self, status: BlkStatus) {
+        let rq = core::mem::ManuallyDrop::new(self);
+        // SAFETY: By the type invariant the request is started and not
+        // ended; `rq` is not used again.
+        unsafe { bindings::blk_mq_end_request(rq.raw(), status.0) };
+    }
+
+    /// Completes the first `done` bytes and requeues the rest.
+    pub fn advance_and_requeue(self, done: u32) {
+        let rq = core::mem::ManuallyDrop::new(self);
+        // SAFETY: By the type invariant the request is started; `done` is
+        // less than its length, so the update leaves the request live, and
+        // requeueing hands it back to blk-mq.
+        unsafe {
+            bindings::blk_update_request(rq.raw(), BlkStatus::OK.0, done);
+            bindings::blk_mq_requeue_request(rq.raw(), true);
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        // SAFETY: A request dropped without `end` is still owned: end it.
+        unsafe { bindings::blk_mq_end_request(self.raw(), BlkStatus::io_error().0) };
+    }
+}
+
+/// The data segments of a request.
+pub struct Bvecs<'a> {
+    v: KVec<bindings::bio_vec>,
+    bytes: u32,
+    _rq: PhantomData<&'a Request>,
+}
+
+impl Bvecs<'_> {
+    /// Pointer, count and total byte length, for `iov_iter_bvec`.
+    pub(crate) fn raw_parts(&mut self) -> (*const bindings::bio_vec, usize, u32) {
+        (self.v.as_ptr(), self.v.len(), self.bytes)
+    }
+}
+
+/// The mode a block device was opened with (`blk_mode_t`).
+#[derive(Clone, Copy, Debug)]
+pub struct OpenMode(bindings::blk_mode_t);
+
+impl OpenMode {
+    /// Opened for writing (`BLK_OPEN_WRITE`).
+    pub fn write(self) -> bool {
+        // SAFETY: A pure flag test.
+        unsafe { rloop_mode_write(self.0) }
     }
 }
 
@@ -80,6 +248,158 @@ impl DiskRef {
         // SAFETY: By the type invariant the disk is live.
         unsafe { rloop_disk_openers(self.as_ptr()) }
     }
+
+    /// The device number of the whole disk.
+    pub fn devt(&self) -> u32 {
+        // SAFETY: By the type invariant the disk is live.
+        let (major, first) = unsafe { ((*self.as_ptr()).major, (*self.as_ptr()).first_minor) };
+        ((major as u32) << bindings::MINORBITS) | first as u32
+    }
+
+    fn queue(&self) -> *mut bindings::request_queue {
+        // SAFETY: A live disk has a queue.
+        unsafe { (*self.as_ptr()).queue }
+    }
+
+    /// Sets the capacity in 512-byte sectors and tells user space: a resize
+    /// uevent, or a change uevent when the size did not change, as
+    /// `loop_set_size()` does.
+    pub fn set_capacity(&self, sectors: u64) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe {
+            if !bindings::set_capacity_and_notify(self.as_ptr(), sectors) {
+                rloop_disk_uevent_change(self.as_ptr());
+            }
+        }
+    }
+
+    /// Sends a `KOBJ_CHANGE` uevent.
+    pub fn uevent_change(&self) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { rloop_disk_uevent_change(self.as_ptr()) };
+    }
+
+    /// Holds back (or lets through) the disk's uevents.
+    pub fn suppress_uevents(&self, suppress: bool) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { rloop_disk_suppress_uevents(self.as_ptr(), suppress) };
+    }
+
+    /// Marks the medium as changed (`disk_force_media_change`).
+    pub fn force_media_change(&self) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { bindings::disk_force_media_change(self.as_ptr()) };
+    }
+
+    /// Sets the disk read-only or writable.
+    pub fn set_read_only(&self, ro: bool) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { bindings::set_disk_ro(self.as_ptr(), ro) };
+    }
+
+    /// Drops the disk's cached data and size (`invalidate_disk`).
+    pub fn invalidate(&self) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { bindings::invalidate_disk(self.as_ptr()) };
+    }
+
+    /// Writes back and drops the whole-disk page cache, before a change of
+    /// offset or block size.
+    pub fn sync_and_invalidate(&self) {
+        // SAFETY: By the type invariant the disk and its part0 are live.
+        unsafe {
+            let bdev = (*self.as_ptr()).part0;
+            bindings::sync_blockdev(bdev);
+            bindings::invalidate_bdev(bdev);
+        }
+    }
+
+    /// Allows or suppresses partition scanning.
+    pub fn set_part_scan(&self, enable: bool) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { rloop_disk_set_part_scan(self.as_ptr(), enable) };
+    }
+
+    /// Rescans partitions (`bdev_disk_changed`); `open_mutex_held` is true
+    /// in the release callback, which runs under the disk's `open_mutex`.
+    pub fn rescan_partitions(&self, open_mutex_held: bool) -> Result {
+        // SAFETY: By the type invariant the disk is live; the helper takes
+        // `open_mutex` unless the caller holds it.
+        to_result(unsafe { rloop_disk_rescan_partitions(self.as_ptr(), open_mutex_held) })
+    }
+
+    /// The current logical block size.
+    pub fn logical_block_size(&self) -> u32 {
+        // SAFETY: The queue of a live disk is valid.
+        unsafe { (*self.queue()).limits.logical_block_size }
+    }
+
+    /// Freezes the queue: every request in flight ends, and no new one
+    /// starts until the guard goes.
+    pub fn freeze(&self) -> QueueFreeze<'_> {
+        // SAFETY: The queue of a live disk is valid.
+        let memflags = unsafe { rloop_queue_freeze(self.queue()) };
+        QueueFreeze {
+            disk: self,
+            memflags,
+        }
+    }
+
+    /// Changes the queue limits: `f` edits a copy taken under the limits
+    /// lock, and the result is validated and committed.
+    pub fn update_limits(&self, f: impl FnOnce(&mut Limits)) -> Result {
+        let mut lim = Limits(pin_init::zeroed());
+        // SAFETY: The queue is valid; `start_update` takes `limits_lock`,
+        // which `queue_limits_commit_update` releases.
+        unsafe { rloop_limits_start_update(self.queue(), &mut lim.0) };
+        f(&mut lim);
+        // SAFETY: As above; `lim` came from `start_update` on this queue.
+        to_result(unsafe { bindings::queue_limits_commit_update(self.queue(), &mut lim.0) })
+    }
+}
+
+/// A frozen queue; unfrozen on drop.
+pub struct QueueFreeze<'a> {
+    disk: &'a DiskRef,
+    memflags: c_uint,
+}
+
+impl Drop for QueueFreeze<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The queue was frozen by `DiskRef::freeze` with `memflags`.
+        unsafe { rloop_queue_unfreeze(self.disk.queue(), self.memflags) };
+    }
+}
+
+/// Queue limits being updated.
+pub struct Limits(bindings::queue_limits);
+
+impl Limits {
+    /// Logical, physical and minimum I/O size.
+    pub fn set_block_size(&mut self, bsize: u32) {
+        self.0.logical_block_size = bsize;
+        self.0.physical_block_size = bsize;
+        self.0.io_min = bsize;
+    }
+
+    /// Whether the device has a volatile write cache (flushes reach the
+    /// driver) and whether it is rotational.
+    pub fn set_features(&mut self, write_cache: bool, rotational: bool) {
+        // SAFETY: `self.0` is a valid `queue_limits`.
+        unsafe { rloop_limits_set_features(&mut self.0, write_cache, rotational) };
+    }
+
+    /// Discard and write-zeroes limits; 0 sectors turns both off.
+    pub fn set_discard(&mut self, max_sectors: u32, granularity: u32) {
+        self.0.max_hw_discard_sectors = max_sectors;
+        self.0.max_write_zeroes_sectors = max_sectors;
+        self.0.discard_granularity = if max_sectors != 0 { granularity } else { 0 };
+    }
+
+    /// The DMA alignment mask.
+    pub fn set_dma_alignment(&mut self, mask: u32) {
+        self.0.dma_alignment = mask;
+    }
 }
 
 /// What a driver implements to back a [`Disk`].
@@ -96,12 +416,16 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     fn release(this: ArcBorrow<'_, Self>, disk: &DiskRef);
 
     /// A block device ioctl the block layer did not handle itself.
-    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<i32>;
+    fn ioctl(
+        this: ArcBorrow<'_, Self>,
+        disk: &DiskRef,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32>;
 
-    /// A request from the queue, already started. `Err(status)` ends it at
-    /// once with that status.
-    // TODO(data path): hand the request itself over, with its accessors.
-    fn queue_rq(this: ArcBorrow<'_, Self>) -> Result<(), BlkStatus>;
+    /// A request from the queue, already started, now owned by the driver.
+    fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request);
 }
 
 struct Callbacks<T: DiskDriver>(PhantomData<T>);
@@ -141,16 +465,15 @@ impl<T: DiskDriver> Callbacks<T> {
     ) -> bindings::blk_status_t {
         // SAFETY: blk-mq passes a valid `bd` whose request the driver owns
         // until it is ended.
-        let rq = unsafe { (*bd).rq };
+        let rq = unsafe { NonNull::new_unchecked((*bd).rq) };
         // SAFETY: `rq` is the live request blk-mq just handed over.
-        unsafe { bindings::blk_mq_start_request(rq) };
+        unsafe { bindings::blk_mq_start_request(rq.as_ptr()) };
         // SAFETY: `hctx` and its queue are valid in `queue_rq`; the queue data
         // is what `Disk::new` set, alive until `free_disk`.
         let this = unsafe { Self::borrow((*(*hctx).queue).queuedata) };
-        match T::queue_rq(this) {
-            Ok(()) => BlkStatus::OK.0,
-            Err(status) => status.0,
-        }
+        // INVARIANT: the request is started and now owned by the driver.
+        T::queue_rq(this, Request { ptr: rq });
+        BlkStatus::OK.0
     }
 
     /// # Safety
@@ -180,13 +503,16 @@ impl<T: DiskDriver> Callbacks<T> {
     /// [`Disk::new`].
     unsafe extern "C" fn ioctl(
         bdev: *mut bindings::block_device,
-        _mode: bindings::blk_mode_t,
+        mode: bindings::blk_mode_t,
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
         // SAFETY: An open block device has a live disk whose private data is ours.
-        let this = unsafe { Self::borrow((*(*bdev).bd_disk).private_data) };
-        match T::ioctl(this, cmd, arg) {
+        let (this, disk) = unsafe {
+            let disk = (*bdev).bd_disk;
+            (Self::borrow((*disk).private_data), DiskRef::from_raw(disk))
+        };
+        match T::ioctl(this, disk, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
@@ -386,6 +712,27 @@ impl<T: DiskDriver> Drop for Disk<T> {
             bindings::put_disk(self.gendisk.as_ptr());
         }
     }
+}
+
+/// The driver object of a disk of this module's that `file` is open on,
+/// if it is one: how the loop driver finds a loop device used as a backing
+/// file. A module has one `DiskDriver` type, so the owner identifies it.
+pub fn driver_behind<T: DiskDriver>(file: &super::file::BackingFile) -> Option<Arc<T>> {
+    if !matches!(file.kind(), super::file::FileKind::Block(_)) {
+        return None;
+    }
+    // SAFETY: `file` is open on a block device, so `file_bdev` gives its
+    // live bdev, and that a live disk.
+    let disk = unsafe { (*bindings::file_bdev(file.raw())).bd_disk };
+    // SAFETY: The disk is live; its fops are static.
+    let owner = unsafe { (*(*disk).fops).owner };
+    if owner != T::Owner::THIS_MODULE.as_ptr() {
+        return None;
+    }
+    // SAFETY: A disk of this module's was made by `Disk::new` for `T`; the
+    // open file keeps it, and so its private data, alive.
+    let this = unsafe { Callbacks::<T>::borrow((*disk).private_data) };
+    Some(this.into())
 }
 
 /// What gets called when a device number of a registered major is opened

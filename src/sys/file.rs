@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backing file of a loop device: a counted `struct file` reference with
+//! the operations the driver needs.
+//!
+//! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+
+use kernel::{
+    bindings,
+    error::to_result,
+    fs::{File, LocalFile},
+    prelude::*,
+    sync::aref::ARef,
+};
+
+use super::blk::Bvecs;
+
+#[allow(improper_ctypes)]
+extern "C" {
+    fn rloop_file_mode_write(file: *mut bindings::file) -> bool;
+    fn rloop_i_size_read(inode: *mut bindings::inode) -> bindings::loff_t;
+    fn rloop_file_start_write(file: *mut bindings::file);
+    fn rloop_file_end_write(file: *mut bindings::file);
+    fn rloop_file_path(file: *mut bindings::file) -> *const bindings::path;
+    fn rloop_file_fs_block_size(file: *mut bindings::file, bsize: *mut u32) -> c_int;
+}
+
+/// `fallocate` mode bits of `include/uapi/linux/falloc.h`.
+pub mod falloc {
+    /// Keep the file size.
+    pub const KEEP_SIZE: i32 = 0x01;
+    /// Deallocate the range.
+    pub const PUNCH_HOLE: i32 = 0x02;
+    /// Zero the range, keeping it allocated.
+    pub const ZERO_RANGE: i32 = 0x10;
+}
+
+/// What the inode behind a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    Regular,
+    /// A block device, with its device number.
+    Block(u32),
+    /// Anything else: not a valid backing file.
+    Other,
+}
+
+/// Identity of a backing file, as `LOOP_GET_STATUS` reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileIds {
+    /// Device of the file's filesystem.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Device the file stands for.
+    pub rdev: u64,
+}
+
+/// A backing file.
+///
+/// # Invariants
+///
+/// `file` is a valid, counted file reference with a non-null `f_op` and
+/// `f_mapping->host`.
+pub struct BackingFile {
+    file: ARef<File>,
+}
+
+impl BackingFile {
+    /// Takes a reference on the file of descriptor `fd` (`EBADF` if none).
+    pub fn from_fd(fd: u32) -> Result<Self> {
+        let local: ARef<LocalFile> = LocalFile::fget(fd)?;
+        // SAFETY: The driver never uses `fdget_pos` regions: it does I/O at
+        // explicit offsets only.
+        let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
+        // INVARIANT: an open file has operations and a mapping host.
+        Ok(Self { file })
+    }
+
+    pub(crate) fn raw(&self) -> *mut bindings::file {
+        self.file.as_ptr()
+    }
+
+    fn fops(&self) -> &bindings::file_operations {
+        // SAFETY: By the type invariant `f_op` is valid for the file's life.
+        unsafe { &*(*self.raw()).f_op }
+    }
+
+    fn host(&self) -> *mut bindings::inode {
+        // SAFETY: By the type invariant the mapping and its host are valid.
+        unsafe { (*(*self.raw()).f_mapping).host }
+    }
+
+    /// Whether the file was opened for writing (`FMODE_WRITE`).
+    pub fn opened_for_write(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_mode_write(self.raw()) }
+    }
+
+    /// Whether the file can be read with `read_iter`.
+    pub fn has_read_iter(&self) -> bool {
+        self.fops().read_iter.is_some()
+    }
+
+    /// Whether the file can be written with `write_iter`.
+    pub fn has_write_iter(&self) -> bool {
+        self.fops().write_iter.is_some()
+    }
+
+    /// Whether the file has `fsync`.
+    pub fn has_fsync(&self) -> bool {
+        self.fops().fsync.is_some()
+    }
+
+    /// Whether the file has `fallocate`.
+    pub fn has_fallocate(&self) -> bool {
+        self.fops().fallocate.is_some()
+    }
+
+    /// The kind of the inode behind the file.
+    pub fn kind(&self) -> FileKind {
+        // SAFETY: The host inode is valid while the file is.
+        let (mode, rdev) = unsafe { (u32::from((*self.host()).i_mode), (*self.host()).i_rdev) };
+        match mode & bindings::S_IFMT {
+            bindings::S_IFREG => FileKind::Regular,
+            bindings::S_IFBLK => FileKind::Block(rdev),
+            _ => FileKind::Other,
+        }
+    }
+
+    /// Whether both are the same open file.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.raw() == other.raw()
+    }
+
+    /// The size in bytes: the block device's, or the file's from
+    /// `vfs_getattr_nosec` (accurate on network filesystems).
+    pub fn size(&self) -> Result<u64> {
+        if let FileKind::Block(_) = self.kind() {
+            // SAFETY: The host inode is valid.
+            return Ok(unsafe { rloop_i_size_read(self.host()) }.max(0) as u64);
+        }
+        let mut stat: bindings::kstat = pin_init::zeroed();
+        // SAFETY: `f_path` is valid for the file's life; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr_nosec(
+                rloop_file_path(self.raw()),
+                &mut stat,
+                bindings::STATX_SIZE,
+                0,
+            )
+        })?;
+        Ok(stat.size.max(0) as u64)
+    }
+
+    /// Device, inode and rdev numbers, from `vfs_getattr`.
+    pub fn ids(&self) -> Result<FileIds> {
+        let mut stat: bindings::kstat = pin_init::zeroed();
+        // SAFETY: `f_path` is valid for the file's life; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                rloop_file_path(self.raw()),
+                &mut stat,
+                bindings::STATX_INO,
+                bindings::AT_STATX_SYNC_AS_STAT,
+            )
+        })?;
+        Ok(FileIds {
+            dev: huge_encode_dev(stat.dev),
+            ino: stat.ino,
+            rdev: huge_encode_dev(stat.rdev),
+        })
+    }
+
+    /// Reads into `bvecs` from `pos`; returns the bytes read (short at end of
+    /// file).
+    pub fn read_at(&self, bvecs: &mut Bvecs<'_>, pos: u64) -> Result<usize> {
+        self.rw_at(bvecs, pos, false)
+    }
+
+    /// Writes `bvecs` at `pos`, with freeze protection; returns the bytes
+    /// written.
+    pub fn write_at(&self, bvecs: &mut Bvecs<'_>, pos: u64) -> Result<usize> {
+        self.rw_at(bvecs, pos, true)
+    }
+
+    fn rw_at(&self, bvecs: &mut Bvecs<'_>, pos: u64, write: bool) -> Result<usize> {
+        let mut iter = core::mem::MaybeUninit::<bindings::iov_iter>::uninit();
+        let dir = if write {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
+        let (ptr, n, bytes) = bvecs.raw_parts();
+        // SAFETY: `iov_iter_bvec` initialises all of `iter`; `ptr` points to
+        // `n` initialised bvecs that stay alive and unchanged for the call,
+        // covering `bytes` bytes of pages that the request owns.
+        unsafe {
+            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, ptr, n as c_ulong, bytes as usize)
+        };
+        let iter = iter.as_mut_ptr();
+        let mut off = pos as bindings::loff_t;
+        // SAFETY: The file is valid and `iter` describes live memory.
+        let ret = unsafe {
+            if write {
+                rloop_file_start_write(self.raw());
+                let r = bindings::vfs_iter_write(self.raw(), iter, &mut off, 0);
+                rloop_file_end_write(self.raw());
+                r
+            } else {
+                bindings::vfs_iter_read(self.raw(), iter, &mut off, 0)
+            }
+        };
+        if ret < 0 {
+            Err(Error::from_errno(ret as i32))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    /// `vfs_fsync(file, 0)`.
+    pub fn fsync(&self) -> Result {
+        // SAFETY: The file is valid.
+        to_result(unsafe { bindings::vfs_fsync(self.raw(), 0) })
+    }
+
+    /// `f_op->fallocate` (`EOPNOTSUPP` when the file has none).
+    pub fn fallocate(&self, mode: i32, pos: u64, len: u64) -> Result {
+        let f = self.fops().fallocate.ok_or(EOPNOTSUPP)?;
+        // SAFETY: The file is valid and `f` is its own operation.
+        let ret = unsafe {
+            f(
+                self.raw(),
+                mode,
+                pos as bindings::loff_t,
+                len as bindings::loff_t,
+            )
+        };
+        to_result(ret as i32)
+    }
+
+    /// The block size of the file's filesystem (`f_bsize` of `vfs_statfs`).
+    pub fn fs_block_size(&self) -> Result<u32> {
+        let mut bsize = 0;
+        // SAFETY: The file is valid; `bsize` is writable.
+        to_result(unsafe { rloop_file_fs_block_size(self.raw(), &mut bsize) })?;
+        Ok(bsize)
+    }
+
+    /// Clones the reference.
+    pub fn clone_ref(&self) -> Self {
+        Self {
+            file: self.file.clone(),
+        }
+    }
+}
+
+/// `huge_encode_dev()`: the new 32-bit encoding of a device number.
+fn huge_encode_dev(dev: u32) -> u64 {
+    let major = u64::from(dev >> 20);
+    let minor = u64::from(dev & 0xfffff);
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
