@@ -31,8 +31,6 @@ void rloop_disk_set_part_scan(struct gendisk *disk, bool enable)
 /* struct file and inode */
 bool rloop_file_mode_write(struct file *file);
 loff_t rloop_i_size_read(struct inode *inode);
-void rloop_file_start_write(struct file *file);
-void rloop_file_end_write(struct file *file);
 
 bool rloop_file_mode_write(struct file *file)
 {
@@ -42,16 +40,6 @@ bool rloop_file_mode_write(struct file *file)
 loff_t rloop_i_size_read(struct inode *inode)
 {
 	return i_size_read(inode);
-}
-
-void rloop_file_start_write(struct file *file)
-{
-	file_start_write(file);
-}
-
-void rloop_file_end_write(struct file *file)
-{
-	file_end_write(file);
 }
 
 /* struct request */

@@ -19,8 +19,6 @@ use super::blk::Bvecs;
 extern "C" {
     fn rloop_file_mode_write(file: *mut bindings::file) -> bool;
     fn rloop_i_size_read(inode: *mut bindings::inode) -> bindings::loff_t;
-    fn rloop_file_start_write(file: *mut bindings::file);
-    fn rloop_file_end_write(file: *mut bindings::file);
     fn rloop_file_path(file: *mut bindings::file) -> *const bindings::path;
     fn rloop_file_fs_block_size(file: *mut bindings::file, bsize: *mut u32) -> c_int;
 }
@@ -179,8 +177,7 @@ impl BackingFile {
         self.rw_at(bvecs, pos, false)
     }
 
-    /// Writes `bvecs` at `pos`, with freeze protection; returns the bytes
-    /// written.
+    /// Writes `bvecs` at `pos`; returns the bytes written.
     pub fn write_at(&self, bvecs: &mut Bvecs<'_>, pos: u64) -> Result<usize> {
         self.rw_at(bvecs, pos, true)
     }
@@ -203,11 +200,9 @@ impl BackingFile {
         let mut off = pos as bindings::loff_t;
         // SAFETY: The file is valid and `iter` describes live memory.
         let ret = unsafe {
+            // `vfs_iter_write` takes the freeze protection itself.
             if write {
-                rloop_file_start_write(self.raw());
-                let r = bindings::vfs_iter_write(self.raw(), iter, &mut off, 0);
-                rloop_file_end_write(self.raw());
-                r
+                bindings::vfs_iter_write(self.raw(), iter, &mut off, 0)
             } else {
                 bindings::vfs_iter_read(self.raw(), iter, &mut off, 0)
             }
