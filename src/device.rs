@@ -15,8 +15,8 @@ use crate::params::Layout;
 use crate::sys::{
     self,
     blk::{
-        driver_behind, tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, OpenMode,
-        ReqOp, Request, TagSet,
+        driver_behind, tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, DiskSysfs,
+        OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -44,6 +44,8 @@ struct Binding {
     sizelimit: u64,
     flags: u32,
     file_name: [u8; LO_NAME_SIZE],
+    /// Whether the `loop/` sysfs directory was added.
+    sysfs: bool,
     /// As in C, a bound device pins the module.
     _module: ModuleRef<crate::LocalModule>,
 }
@@ -270,6 +272,7 @@ impl LoopDevice {
             sizelimit: config.info.lo_sizelimit,
             flags,
             file_name: config.info.stored_file_name(),
+            sysfs: disk.sysfs_add().is_ok(),
             _module: ModuleRef::get(),
         };
         let sectors = capacity(&binding);
@@ -369,6 +372,7 @@ impl LoopDevice {
             }
         };
         // Rundown keeps opens out while the device is taken apart.
+        let binding_sysfs = binding.sysfs;
         self.set_state(&mut inner, State::Rundown(binding));
         drop(inner);
 
@@ -380,6 +384,9 @@ impl LoopDevice {
             lim.set_discard(0, 0);
         });
         disk.invalidate();
+        if binding_sysfs {
+            disk.sysfs_remove();
+        }
         disk.uevent_change();
         disk.force_media_change();
         // Remove all partitions, even ones added by hand with BLKPG.
@@ -637,6 +644,32 @@ impl WorkItem for LoopDevice {
                 }
             }
         }
+    }
+}
+
+impl DiskSysfs for LoopDevice {
+    fn show(
+        this: ArcBorrow<'_, Self>,
+        attr: SysfsAttr,
+        emit: &mut dyn FnMut(SysfsValue<'_>) -> isize,
+    ) -> Result<isize> {
+        let inner = this.inner.lock();
+        let b = match &inner.state {
+            State::Bound(b) | State::Rundown(b) => Some(b),
+            State::Unbound | State::Deleting => None,
+        };
+        let flag = |f: u32| u64::from(b.is_some_and(|b| b.flags & f != 0));
+        Ok(match attr {
+            SysfsAttr::BackingFile => match b {
+                Some(b) => emit(SysfsValue::Path(&b.file)),
+                None => 0,
+            },
+            SysfsAttr::Offset => emit(SysfsValue::Number(b.map_or(0, |b| b.offset))),
+            SysfsAttr::Sizelimit => emit(SysfsValue::Number(b.map_or(0, |b| b.sizelimit))),
+            SysfsAttr::Autoclear => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_AUTOCLEAR))),
+            SysfsAttr::Partscan => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_PARTSCAN))),
+            SysfsAttr::Dio => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_DIRECT_IO))),
+        })
     }
 }
 

@@ -193,3 +193,78 @@ int rloop_file_fs_block_size(struct file *file, u32 *bsize)
 		*bsize = st.f_bsize;
 	return err;
 }
+
+/*
+ * The sysfs "loop/" group of a bound device. Rust cannot yet define static
+ * device_attribute tables, so the table is here; every show goes to the
+ * Rust callback registered with rloop_sysfs_set_show().
+ */
+static ssize_t (*rloop_attr_show_fn)(void *private_data, int which, char *buf);
+
+void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *buf));
+int rloop_disk_sysfs_add(struct gendisk *disk);
+void rloop_disk_sysfs_remove(struct gendisk *disk);
+
+void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *buf))
+{
+	rloop_attr_show_fn = show;
+}
+
+#define RLOOP_ATTR_RO(_name, _which)						\
+static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
+		struct device_attribute *attr, char *buf)			\
+{									\
+	return rloop_attr_show_fn(dev_to_disk(dev)->private_data, _which, buf); \
+}									\
+static struct device_attribute rloop_attr_##_name =			\
+	__ATTR(_name, 0444, rloop_attr_##_name##_show, NULL)
+
+/* The indices are those of sys::blk::SysfsAttr. */
+RLOOP_ATTR_RO(backing_file, 0);
+RLOOP_ATTR_RO(offset, 1);
+RLOOP_ATTR_RO(sizelimit, 2);
+RLOOP_ATTR_RO(autoclear, 3);
+RLOOP_ATTR_RO(partscan, 4);
+RLOOP_ATTR_RO(dio, 5);
+
+static struct attribute *rloop_attrs[] = {
+	&rloop_attr_backing_file.attr,
+	&rloop_attr_offset.attr,
+	&rloop_attr_sizelimit.attr,
+	&rloop_attr_autoclear.attr,
+	&rloop_attr_partscan.attr,
+	&rloop_attr_dio.attr,
+	NULL,
+};
+
+static const struct attribute_group rloop_attr_group = {
+	.name = "loop",
+	.attrs = rloop_attrs,
+};
+
+int rloop_disk_sysfs_add(struct gendisk *disk)
+{
+	return sysfs_create_group(&disk_to_dev(disk)->kobj, &rloop_attr_group);
+}
+
+void rloop_disk_sysfs_remove(struct gendisk *disk)
+{
+	sysfs_remove_group(&disk_to_dev(disk)->kobj, &rloop_attr_group);
+}
+
+/* file_path() of the backing file, moved to the start of a sysfs page. */
+ssize_t rloop_file_path_show(struct file *file, char *buf);
+
+ssize_t rloop_file_path_show(struct file *file, char *buf)
+{
+	char *p = file_path(file, buf, PAGE_SIZE - 1);
+	ssize_t ret;
+
+	if (IS_ERR(p))
+		return PTR_ERR(p);
+	ret = strlen(p);
+	memmove(buf, p, ret);
+	buf[ret++] = '\n';
+	buf[ret] = 0;
+	return ret;
+}

@@ -70,6 +70,7 @@ impl kernel::InPlaceModule for LoopModule {
             // The module! parameters cannot tell "given" from "default", so a
             // value other than the default counts as given.
             let control = Control::new(layout, max_loop != params::MIN_COUNT)?;
+            sys::blk::sysfs_register::<device::LoopDevice>();
             Ok(try_pin_init!(Self {
                 control_dev <- MiscRegistration::register(
                     c_str!("loop-control"),

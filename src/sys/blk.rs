@@ -50,6 +50,10 @@ extern "C" {
     fn rloop_limits_start_update(q: *mut bindings::request_queue, lim: *mut bindings::queue_limits);
     fn rloop_limits_set_features(lim: *mut bindings::queue_limits, write_cache: bool, rot: bool);
     fn rloop_disk_rescan_partitions(disk: *mut bindings::gendisk, open_mutex_held: bool) -> c_int;
+    fn rloop_sysfs_set_show(show: unsafe extern "C" fn(*mut c_void, c_int, *mut c_char) -> isize);
+    fn rloop_disk_sysfs_add(disk: *mut bindings::gendisk) -> c_int;
+    fn rloop_disk_sysfs_remove(disk: *mut bindings::gendisk);
+    fn rloop_file_path_show(file: *mut bindings::file, buf: *mut c_char) -> isize;
 }
 
 /// A block status code, `blk_status_t`.
@@ -314,6 +318,19 @@ impl DiskRef {
         }
     }
 
+    /// Adds the `loop/` sysfs directory.
+    pub fn sysfs_add(&self) -> Result {
+        // SAFETY: By the type invariant the disk is live.
+        to_result(unsafe { rloop_disk_sysfs_add(self.as_ptr()) })
+    }
+
+    /// Removes the `loop/` sysfs directory; waits for reads in progress, so
+    /// call it with no lock that a read takes.
+    pub fn sysfs_remove(&self) {
+        // SAFETY: By the type invariant the disk is live.
+        unsafe { rloop_disk_sysfs_remove(self.as_ptr()) };
+    }
+
     /// Allows or suppresses partition scanning.
     pub fn set_part_scan(&self, enable: bool) {
         // SAFETY: By the type invariant the disk is live.
@@ -355,6 +372,89 @@ impl DiskRef {
         f(&mut lim);
         // SAFETY: As above; `lim` came from `start_update` on this queue.
         to_result(unsafe { bindings::queue_limits_commit_update(self.queue(), &mut lim.0) })
+    }
+}
+
+/// The attributes of a disk's `loop/` sysfs directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysfsAttr {
+    /// `backing_file`.
+    BackingFile,
+    /// `offset`.
+    Offset,
+    /// `sizelimit`.
+    Sizelimit,
+    /// `autoclear`.
+    Autoclear,
+    /// `partscan`.
+    Partscan,
+    /// `dio`.
+    Dio,
+}
+
+/// What a `loop/` attribute shows.
+pub enum SysfsValue<'a> {
+    /// The path of a file, as `file_path()` gives it.
+    Path(&'a super::file::BackingFile),
+    /// A number.
+    Number(u64),
+}
+
+/// A driver whose disks have the `loop/` sysfs directory.
+pub trait DiskSysfs: DiskDriver {
+    /// The value of `attr`, or an error for the read.
+    fn show(
+        this: ArcBorrow<'_, Self>,
+        attr: SysfsAttr,
+        f: &mut dyn FnMut(SysfsValue<'_>) -> isize,
+    ) -> Result<isize>;
+}
+
+/// Sends every `loop/` attribute read to `T`. Called once at module init.
+pub fn sysfs_register<T: DiskSysfs>() {
+    // SAFETY: The callback stays valid for the module's life, and the
+    // attributes exist only on disks of this module.
+    unsafe { rloop_sysfs_set_show(sysfs_show::<T>) };
+}
+
+/// # Safety
+///
+/// Called by sysfs for an attribute of a disk made by [`Disk::new`] for
+/// `T`, with a `PAGE_SIZE` buffer.
+unsafe extern "C" fn sysfs_show<T: DiskSysfs>(
+    data: *mut c_void,
+    which: c_int,
+    buf: *mut c_char,
+) -> isize {
+    let attr = match which {
+        0 => SysfsAttr::BackingFile,
+        1 => SysfsAttr::Offset,
+        2 => SysfsAttr::Sizelimit,
+        3 => SysfsAttr::Autoclear,
+        4 => SysfsAttr::Partscan,
+        _ => SysfsAttr::Dio,
+    };
+    // SAFETY: The attribute's disk is live while sysfs calls its show, and
+    // its private data is ours.
+    let this = unsafe { Callbacks::<T>::borrow(data) };
+    let mut emit = |v: SysfsValue<'_>| -> isize {
+        match v {
+            // SAFETY: `buf` is a sysfs page; the file is valid.
+            SysfsValue::Path(file) => unsafe { rloop_file_path_show(file.raw(), buf) },
+            SysfsValue::Number(n) => {
+                // SAFETY: `buf` is a sysfs page, `PAGE_SIZE` bytes.
+                let page = unsafe {
+                    core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE)
+                };
+                let mut w = kernel::str::Formatter::new(page);
+                let _ = writeln!(w, "{n}");
+                w.bytes_written() as isize
+            }
+        }
+    };
+    match T::show(this, attr, &mut emit) {
+        Ok(n) => n,
+        Err(e) => e.to_errno() as isize,
     }
 }
 
