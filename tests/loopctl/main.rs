@@ -3,6 +3,12 @@
 //! ```text
 //! loopctl add N | remove N | get-free        on /dev/loop-control
 //! loopctl raw-ctl CMD ARG                   any LOOP_CTL_* number
+//! loopctl dev DEV OP...                     on a loop device:
+//!   set-fd PATH | set-fd-raw FD | clr | set-capacity
+//!   configure PATH BLOCK_SIZE FLAGS OFFSET SIZELIMIT
+//!   get-status64 | get-status64-null | get-status | get-status-null
+//!   set-status64 OFFSET SIZELIMIT FLAGS | set-status-null
+//!   set-block-size N | set-direct-io N | raw CMD ARG
 //! ```
 //!
 //! Prints `ok VALUE` or `err ERRNO_NAME` and exits 0 or 1, so that a test
@@ -62,6 +68,145 @@ fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
     }
 }
 
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn dev_ioctl(fd: i32, cmd: u32, arg: libc::c_ulong) -> Result<i64, i32> {
+    // SAFETY: the caller passes an argument of the type `cmd` expects.
+    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn open_rw_or_ro(path: &str) -> Result<std::fs::File, i32> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .or_else(|_| OpenOptions::new().read(true).open(path))
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn name_of(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn print_info64(i: &uapi::LoopInfo64) {
+    println!(
+        "number={} offset={} sizelimit={} flags={} name={}",
+        i.lo_number,
+        i.lo_offset,
+        i.lo_sizelimit,
+        i.lo_flags,
+        name_of(&i.lo_file_name)
+    );
+}
+
+fn run_dev(dev: &str, op: &[&str]) -> Result<Result<i64, i32>, String> {
+    let f = match open_rw_or_ro(dev) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let fd = f.as_raw_fd();
+    let ptr = |p: *const u8| p as libc::c_ulong;
+    Ok(match op {
+        ["set-fd", path] => match open_rw_or_ro(path) {
+            Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
+            Err(e) => Err(e),
+        },
+        ["set-fd-raw", n] => dev_ioctl(fd, uapi::LOOP_SET_FD, parse_num(n)? as libc::c_ulong),
+        ["clr"] => dev_ioctl(fd, uapi::LOOP_CLR_FD, 0),
+        ["set-capacity"] => dev_ioctl(fd, uapi::LOOP_SET_CAPACITY, 0),
+        ["configure", path, bs, flags, offset, sizelimit] => match open_rw_or_ro(path) {
+            Ok(b) => {
+                let cfg = uapi::LoopConfig {
+                    fd: b.as_raw_fd() as u32,
+                    block_size: parse_num(bs)? as u32,
+                    info: uapi::LoopInfo64 {
+                        lo_flags: parse_num(flags)? as u32,
+                        lo_offset: parse_num(offset)?,
+                        lo_sizelimit: parse_num(sizelimit)?,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                dev_ioctl(fd, uapi::LOOP_CONFIGURE, ptr(&cfg as *const _ as *const u8))
+            }
+            Err(e) => Err(e),
+        },
+        ["get-status64"] => {
+            let mut i = uapi::LoopInfo64::default();
+            let r = dev_ioctl(
+                fd,
+                uapi::LOOP_GET_STATUS64,
+                ptr(&mut i as *mut _ as *const u8),
+            );
+            if r.is_ok() {
+                print_info64(&i);
+            }
+            r
+        }
+        ["get-status"] => {
+            let mut i = uapi::LoopInfo::default();
+            let r = dev_ioctl(
+                fd,
+                uapi::LOOP_GET_STATUS,
+                ptr(&mut i as *mut _ as *const u8),
+            );
+            if r.is_ok() {
+                println!(
+                    "number={} offset={} flags={} name={}",
+                    i.lo_number,
+                    i.lo_offset,
+                    i.lo_flags,
+                    name_of(&i.lo_name)
+                );
+            }
+            r
+        }
+        ["get-status64-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS64, 0),
+        ["get-status-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS, 0),
+        ["set-status-null"] => dev_ioctl(fd, uapi::LOOP_SET_STATUS64, 0),
+        ["set-status64", offset, sizelimit, flags] => {
+            let mut i = uapi::LoopInfo64::default();
+            if let Err(e) = dev_ioctl(
+                fd,
+                uapi::LOOP_GET_STATUS64,
+                ptr(&mut i as *mut _ as *const u8),
+            ) {
+                return Ok(Err(e));
+            }
+            i.lo_offset = parse_num(offset)?;
+            i.lo_sizelimit = parse_num(sizelimit)?;
+            i.lo_flags = parse_num(flags)? as u32;
+            dev_ioctl(
+                fd,
+                uapi::LOOP_SET_STATUS64,
+                ptr(&i as *const _ as *const u8),
+            )
+        }
+        ["set-block-size", n] => dev_ioctl(
+            fd,
+            uapi::LOOP_SET_BLOCK_SIZE,
+            parse_num(n)? as libc::c_ulong,
+        ),
+        ["set-direct-io", n] => {
+            dev_ioctl(fd, uapi::LOOP_SET_DIRECT_IO, parse_num(n)? as libc::c_ulong)
+        }
+        ["raw", cmd, arg] => {
+            dev_ioctl(fd, parse_num(cmd)? as u32, parse_num(arg)? as libc::c_ulong)
+        }
+        _ => return Err(format!("unknown device operation {op:?}")),
+    })
+}
+
 fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(match a.as_slice() {
@@ -69,7 +214,8 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
         ["remove", n] => ctl_ioctl(uapi::LOOP_CTL_REMOVE, parse_num(n)?),
         ["get-free"] => ctl_ioctl(uapi::LOOP_CTL_GET_FREE, 0),
         ["raw-ctl", cmd, arg] => ctl_ioctl(parse_num(cmd)? as u32, parse_num(arg)?),
-        _ => return Err("usage: loopctl add N | remove N | get-free | raw-ctl CMD ARG".into()),
+        ["dev", dev, op @ ..] => return run_dev(dev, op),
+        _ => return Err("usage: see the comment at the top of tests/loopctl/main.rs".into()),
     })
 }
 
