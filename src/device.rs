@@ -220,6 +220,12 @@ impl LoopDevice {
     fn configure(&self, disk: &DiskRef, mode: OpenMode, config: &LoopConfig) -> Result {
         let file = BackingFile::from_fd(config.fd)?;
         check_backing_file(&file)?;
+        // The errno order of C: EBUSY before the checks of the file. The
+        // chain is walked without this device's lock, which would nest
+        // with the others', and the state is checked again after.
+        if !matches!(self.inner.lock().state, State::Unbound) {
+            return Err(EBUSY);
+        }
         self.validate_chain(&file, disk)?;
 
         let mut inner = self.inner.lock();

@@ -59,8 +59,12 @@ run_test() {
         fail=$((fail + 1)); failed+=("$name[$impl]"); echo "FAIL $name [$impl] ($((SECONDS - t0))s)"
         sed 's/^/    | /' "$log"
     fi
-    # Leave no module behind for the next test.
-    if loaded; then rmmod loop 2>/dev/null || { echo "    | (loop could not be unloaded)"; }; fi
+    # Leave no mount, binding or module behind for the next test.
+    umount /tmp/mnt 2>/dev/null
+    if loaded; then
+        losetup -D 2>/dev/null
+        rmmod loop 2>/dev/null || echo "    | (loop could not be unloaded)"
+    fi
 }
 
 # --- Tests --------------------------------------------------------------------
@@ -249,16 +253,230 @@ t_device_ioctl_unbound() {
     unload
 }
 
+# --- Attach, detach, status, buffered data ----------------------------------
+# Backing files live on ext4 on the scratch disk (/dev/vda, cache=none).
+
+SCRATCH=/tmp/scratch
+LOOPCTL_DEV() { "$LOOPCTL" dev "$@"; }
+# A file of N MiB of random data.
+mkimg() { dd if=/dev/urandom of="$1" bs=1M count="$2" status=none; }
+
+t_attach_read_write() {
+    load
+    mkimg $SCRATCH/img 16
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    [ "$dev" = /dev/loop0 ] || die "losetup -f --show printed $dev"
+    [ "$(blockdev --getsize64 $dev)" = 16777216 ] || die "size $(blockdev --getsize64 $dev)"
+    cmp $dev $SCRATCH/img || die "device reads differ from the file"
+    mkimg $SCRATCH/data 4
+    dd if=$SCRATCH/data of=$dev bs=64k seek=16 oflag=direct status=none
+    dd if=$SCRATCH/data of=$dev bs=4k seek=2048 conv=fsync status=none
+    cmp -n 4194304 $SCRATCH/data <(dd if=$SCRATCH/img bs=1M skip=1 count=4 status=none) || die "write 1 not in file"
+    cmp -n 4194304 $SCRATCH/data <(dd if=$SCRATCH/img bs=1M skip=8 count=4 status=none) || die "write 2 not in file"
+    sysfs_eq /sys/block/loop0/loop/backing_file $SCRATCH/img
+    sysfs_eq /sys/block/loop0/loop/offset 0
+    sysfs_eq /sys/block/loop0/loop/autoclear 0
+    sysfs_eq /sys/block/loop0/ro 0
+    losetup -l -n -O NAME,BACK-FILE | grep -q "^/dev/loop0 *$SCRATCH/img$" || die "losetup -l: $(losetup -l)"
+    losetup -d $dev
+    sysfs_eq /sys/block/loop0/size 0
+    [ ! -e /sys/block/loop0/loop ] || die "loop/ sysfs left after detach"
+    [ -z "$(losetup -l -n)" ] || die "losetup -l after detach: $(losetup -l)"
+    unload
+}
+
+t_status_offset_ro() {
+    load
+    mkimg $SCRATCH/img 8
+    local dev; dev=$(losetup -f --show -o 4096 --sizelimit 1048576 -r $SCRATCH/img)
+    [ "$(losetup -l -n -O OFFSET,SIZELIMIT,RO,AUTOCLEAR $dev | tr -s ' ')" = " 4096 1048576 1 0" ] ||
+        die "losetup -l: $(losetup -l -n -O OFFSET,SIZELIMIT,RO,AUTOCLEAR $dev)"
+    [ "$(blockdev --getsize64 $dev)" = 1048576 ] || die "size"
+    sysfs_eq /sys/block/loop0/ro 1
+    sysfs_eq /sys/block/loop0/loop/offset 4096
+    sysfs_eq /sys/block/loop0/loop/sizelimit 1048576
+    cmp $dev <(dd if=$SCRATCH/img bs=4096 skip=1 count=256 status=none) || die "offset data differs"
+    if dd if=/dev/zero of=$dev bs=4k count=1 oflag=direct status=none 2>/dev/null; then die "write to ro device worked"; fi
+    expect "number=0 offset=4096 sizelimit=1048576 flags=1 name=$SCRATCH/img" LOOPCTL_DEV $dev get-status64
+    LOOPCTL_DEV $dev get-status | grep -q "^number=0 offset=4096 flags=1 " || die "legacy GET_STATUS"
+    # SET_STATUS64 changes offset and size limit; flags other than
+    # AUTOCLEAR and PARTSCAN are ignored.
+    expect "ok 0" LOOPCTL_DEV $dev set-status64 8192 0 4
+    expect "number=0 offset=8192 sizelimit=0 flags=5 name=$SCRATCH/img" LOOPCTL_DEV $dev get-status64
+    [ "$(blockdev --getsize64 $dev)" = $((8 * 1048576 - 8192)) ] || die "size after SET_STATUS64"
+    losetup -d $dev
+    unload
+}
+
+t_autoclear() {
+    load
+    mkimg $SCRATCH/img 4
+    losetup /dev/loop0 $SCRATCH/img
+    exec 3</dev/loop0
+    losetup -d /dev/loop0
+    sysfs_eq /sys/block/loop0/size 8192
+    sysfs_eq /sys/block/loop0/loop/autoclear 1
+    exec 3<&-
+    sysfs_eq /sys/block/loop0/size 0
+    # mount -o loop sets autoclear: umount detaches.
+    truncate -s 64M $SCRATCH/fs.img
+    mkfs.ext4 -q $SCRATCH/fs.img
+    mkdir -p /tmp/mnt
+    mount -o loop $SCRATCH/fs.img /tmp/mnt
+    sysfs_eq /sys/block/loop0/loop/autoclear 1
+    umount /tmp/mnt
+    sysfs_eq /sys/block/loop0/size 0
+    unload
+}
+
+t_ioctl_errors() {
+    load max_loop=2
+    mkimg $SCRATCH/img 1
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 get-status64
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 clr
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 set-capacity
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 set-block-size 4096
+    expect "err EBADF" LOOPCTL_DEV /dev/loop0 set-fd-raw 1000
+    expect "err EBADF" LOOPCTL_DEV /dev/loop0 set-fd /dev/loop0
+    # A loop device backed by an unbound loop device.
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-fd /dev/loop1
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 configure $SCRATCH/img 0 0x40 0 0
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 set-fd $SCRATCH/img
+    expect "err EBUSY" LOOPCTL_DEV /dev/loop0 set-fd $SCRATCH/img
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 get-status64-null
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 get-status-null
+    expect "err EFAULT" LOOPCTL_DEV /dev/loop0 set-status-null
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-block-size 1000
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-block-size 256
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-block-size 8192
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 set-block-size 4096
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 raw 0x4CFF 0
+    # Loop on a bound loop device works; a cycle does not.
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 set-fd /dev/loop0
+    expect "err EBUSY" LOOPCTL_DEV /dev/loop0 set-fd /dev/loop1
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 clr
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 clr
+    sysfs_eq /sys/block/loop0/size 0
+    # LOOP_CONFIGURE applies block size, offset, size limit and flags.
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 configure $SCRATCH/img 4096 5 4096 65536
+    expect "number=0 offset=4096 sizelimit=65536 flags=5 name=" LOOPCTL_DEV /dev/loop0 get-status64
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    sysfs_eq /sys/block/loop0/size 128
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
+    unload
+}
+
+t_set_capacity() {
+    load
+    mkimg $SCRATCH/img 4
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    truncate -s 12M $SCRATCH/img
+    [ "$(blockdev --getsize64 $dev)" = 4194304 ] || die "size changed before LOOP_SET_CAPACITY"
+    losetup -c $dev
+    [ "$(blockdev --getsize64 $dev)" = 12582912 ] || die "size after losetup -c: $(blockdev --getsize64 $dev)"
+    losetup -d $dev
+    unload
+}
+
+t_block_size_4k() {
+    load
+    mkimg $SCRATCH/img 8
+    local dev; dev=$(losetup -f --show -b 4096 $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    sysfs_eq /sys/block/loop0/queue/physical_block_size 4096
+    cmp $dev $SCRATCH/img || die "4k device reads differ"
+    losetup -d $dev
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 512
+    unload
+}
+
+t_partitions() {
+    load
+    truncate -s 64M $SCRATCH/part.img
+    printf 'label: dos\n,16M,L\n,,L\n' | sfdisk -q $SCRATCH/part.img
+    local dev; dev=$(losetup -f --show -P $SCRATCH/part.img)
+    udevadm settle 2>/dev/null || true
+    [ -b ${dev}p1 ] && [ -b ${dev}p2 ] || die "no partitions: $(ls /dev/loop0*)"
+    sysfs_eq /sys/block/loop0/loop/partscan 1
+    sysfs_eq /sys/block/loop0/loop0p1/size 32768
+    losetup -d $dev
+    udevadm settle 2>/dev/null || true
+    [ ! -e /sys/block/loop0/loop0p1 ] || die "partition left after detach"
+    unload
+}
+
+t_ext4_xfs() {
+    load
+    local fs dev
+    mkdir -p /tmp/mnt
+    for fs in ext4 xfs; do
+        truncate -s 320M $SCRATCH/$fs.img
+        dev=$(losetup -f --show $SCRATCH/$fs.img)
+        if [ $fs = ext4 ]; then mkfs.ext4 -q $dev; else mkfs.xfs -q -f $dev; fi
+        mount $dev /tmp/mnt
+        cp -a /usr/share/doc/bash /usr/share/doc/util-linux /tmp/mnt/
+        dd if=/dev/urandom of=/tmp/mnt/big bs=1M count=24 status=none
+        sha256sum /tmp/mnt/big >/tmp/big.sum
+        umount /tmp/mnt
+        if [ $fs = ext4 ]; then fsck.ext4 -fn $dev >/dev/null || die "fsck.ext4"; else xfs_repair -n $dev >/dev/null 2>&1 || die "xfs_repair"; fi
+        echo 3 >/proc/sys/vm/drop_caches
+        mount $dev /tmp/mnt
+        diff -r /usr/share/doc/bash /tmp/mnt/bash || die "$fs: tree differs"
+        (cd /tmp/mnt && sha256sum -c --quiet /tmp/big.sum) || die "$fs: big file differs"
+        # Discard punches holes in the backing file.
+        local before after
+        rm /tmp/mnt/big; sync
+        before=$(du -k $SCRATCH/$fs.img | cut -f1)
+        fstrim /tmp/mnt
+        after=$(du -k $SCRATCH/$fs.img | cut -f1)
+        [ "$after" -lt "$before" ] || die "$fs: fstrim did not shrink the file ($before -> $after KiB)"
+        umount /tmp/mnt
+        losetup -d $dev
+    done
+    unload
+}
+
+t_attach_storm() {
+    load
+    mkimg $SCRATCH/img 1
+    local p
+    for p in 1 2 3 4; do
+        (for r in $(seq 10); do
+            d=$(losetup -f --show $SCRATCH/img) || continue
+            losetup -d "$d"
+        done) &
+    done
+    wait
+    [ -z "$(losetup -l -n)" ] || die "devices left bound: $(losetup -l)"
+    unload
+}
+
+t_rmmod_bound() {
+    load
+    mkimg $SCRATCH/img 1
+    losetup -f $SCRATCH/img
+    if rmmod loop 2>/dev/null; then die "rmmod succeeded with a bound device"; fi
+    losetup -D
+    unload
+}
+
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
 [ -f "$C_KO" ] || { echo "run.sh: $C_KO is not built"; exit 2; }
 [ -x "$LOOPCTL" ] || { echo "run.sh: $LOOPCTL is not built"; exit 2; }
 if loaded; then rmmod loop; fi
+# The scratch disk holds the backing files.
+mkdir -p $SCRATCH
+mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratch disk"; exit 2; }
 
 for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors \
          bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices \
-         probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound; do
+         probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
+         attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
+         block_size_4k partitions ext4_xfs attach_storm rmmod_bound; do
     # The C driver first: it is the reference for every expectation. Load
     # cycling is a stress of ours only.
     [ "$t" = insmod_rmmod_10x ] || run_test "$t" c
@@ -267,6 +485,7 @@ done
 
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
 rm -rf "$LOG"
+umount $SCRATCH
 if [ $fail -gt 0 ]; then echo "failed: ${failed[*]}"; fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
