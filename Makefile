@@ -60,5 +60,7 @@ host-test:
 demo: setup
 	scripts/demo
 
+# DRIVER=c runs the guest suite on the C loop.ko, DRIVER=both on both.
+DRIVER ?= rloop
 check: setup
-	scripts/check
+	DRIVER=$(DRIVER) scripts/check

@@ -1,19 +1,20 @@
 #!/bin/bash
 # The guest test suite. Runs as root inside scripts/vm, on the test kernel:
 #
-#   tests/guest/run.sh --kdir KDIR [TEST...]
+#   tests/guest/run.sh --kdir KDIR [--driver rloop|c|both] [TEST...]
 #
-# Each test starts and ends with no loop module loaded. Tests marked "both"
-# run against the C loop.ko of KDIR first and then against ours, with the
-# same expectations: the C driver is the reference. Ends with one line
-# "N passed, N failed".
+# Each test starts and ends with no loop module loaded. Every test holds for
+# the C driver too, the reference: --driver c runs the suite against the C
+# loop.ko of KDIR, both runs each test on C first and then on ours. Ends with
+# one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
-KDIR=
+KDIR= DRIVER=rloop
 while [ $# -gt 0 ]; do
     case "$1" in
         --kdir) KDIR=$2; shift 2 ;;
+        --driver) DRIVER=$2; shift 2 ;;
         *) break ;;
     esac
 done
@@ -477,10 +478,11 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
          attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound; do
-    # The C driver first: it is the reference for every expectation. Load
-    # cycling is a stress of ours only.
-    [ "$t" = insmod_rmmod_10x ] || run_test "$t" c
-    run_test "$t" rloop
+    case "$DRIVER" in
+        c) run_test "$t" c ;;
+        rloop) run_test "$t" rloop ;;
+        *) run_test "$t" c; run_test "$t" rloop ;;
+    esac
 done
 
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
