@@ -360,9 +360,10 @@ t_ioctl_errors() {
     expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
     expect "err ENXIO" LOOPCTL_DEV /dev/loop0 clr
     sysfs_eq /sys/block/loop0/size 0
-    # LOOP_CONFIGURE applies block size, offset, size limit and flags.
-    expect "ok 0" LOOPCTL_DEV /dev/loop0 configure $SCRATCH/img 4096 5 4096 65536
-    expect "number=0 offset=4096 sizelimit=65536 flags=5 name=" LOOPCTL_DEV /dev/loop0 get-status64
+    # LOOP_CONFIGURE applies block size, offset, size limit and flags (not
+    # AUTOCLEAR here: each loopctl call closes the device).
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 configure $SCRATCH/img 4096 1 4096 65536
+    expect "number=0 offset=4096 sizelimit=65536 flags=1 name=" LOOPCTL_DEV /dev/loop0 get-status64
     sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
     sysfs_eq /sys/block/loop0/size 128
     expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
