@@ -248,10 +248,20 @@ impl LoopDevice {
             flags |= uapi::LO_FLAGS_PARTSCAN;
         }
 
+        let discard = discard_limits(&file);
+        // Allocated before anything changes, so that failing leaves no trace.
+        let io = Arc::new(
+            IoConfig {
+                file: file.clone_ref(),
+                offset: config.info.lo_offset,
+                discard: discard.0 != 0,
+            },
+            GFP_KERNEL,
+        )?;
+
         disk.suppress_uevents(true);
         disk.force_media_change();
         disk.set_read_only(flags & uapi::LO_FLAGS_READ_ONLY != 0);
-        let discard = discard_limits(&file);
         let limits = disk.update_limits(|lim| {
             lim.set_block_size(if config.block_size != 0 {
                 config.block_size
@@ -282,14 +292,7 @@ impl LoopDevice {
             _module: ModuleRef::get(),
         };
         let sectors = capacity(&binding);
-        self.set_io(Some(Arc::new(
-            IoConfig {
-                file: binding.file.clone_ref(),
-                offset: binding.offset,
-                discard: discard.0 != 0,
-            },
-            GFP_KERNEL,
-        )?));
+        self.set_io(Some(io));
         disk.set_capacity(sectors);
         let partscan = flags & uapi::LO_FLAGS_PARTSCAN != 0;
         self.set_state(&mut inner, State::Bound(binding));
@@ -764,8 +767,8 @@ impl DiskDriver for LoopDevice {
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
-        if this.phase() != Phase::Bound && this.phase() != Phase::Rundown {
-            // No backing file: fail at once, as `loop_queue_rq()` does.
+        if this.phase() != Phase::Bound {
+            // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
         if let Err(e) = this.pending.lock().push_within_capacity(rq) {
