@@ -1,22 +1,32 @@
 #!/bin/bash
-# The demo, run in the guest by `make demo`: load rloop's loop.ko and use the
-# control plane the way util-linux does. Attaching files comes with the data
-# path; until then this shows /dev/loop-control and the devices.
+# The demo, run in the guest by `make demo`: load rloop's loop.ko, attach a
+# file the way util-linux does, put ext4 on it and run a short fio with
+# verification. Direct I/O comes with the DIO path; until then the device
+# runs buffered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 show() { printf '\n$ %s\n' "$*"; "$@"; }
 
-show insmod loop.ko max_loop=2
-show modinfo -F description loop.ko
+mkdir -p /tmp/scratch /tmp/mnt
+mkfs.ext4 -q -F /dev/vda && mount /dev/vda /tmp/scratch
+show insmod loop.ko
 show grep -E '^ *7 ' /proc/devices
-show ls -l /dev/loop-control /dev/loop0 /dev/loop1
-show losetup -f
-show target/debug/loopctl add 5
-show target/debug/loopctl add 5 || true
-show target/debug/loopctl get-free
-show lsblk -o NAME,MAJ:MIN,SIZE,TYPE /dev/loop0 /dev/loop1 /dev/loop5
-show target/debug/loopctl remove 5
-show dd if=/dev/loop0 of=/dev/null bs=4k count=1
+show ls -l /dev/loop-control
+show truncate -s 512M /tmp/scratch/demo.img
+dev=$(losetup -f --show /tmp/scratch/demo.img)
+echo "losetup -f --show: $dev"
+show losetup -l
+show mkfs.ext4 -q "$dev"
+show mount "$dev" /tmp/mnt
+cd /tmp
+show fio --name=demo --filename=/tmp/mnt/fio.dat --size=64M --rw=randwrite --bs=4k \
+    --ioengine=psync --verify=crc32c --do_verify=1 --verify_state_save=0 --invalidate=0
+cd - >/dev/null
+show df -h /tmp/mnt
+show umount /tmp/mnt
+show fsck.ext4 -fn "$dev"
+show losetup -d "$dev"
 show rmmod loop
+umount /tmp/scratch
 echo
 echo "rloop demo: done"
