@@ -15,8 +15,8 @@ use crate::params::Layout;
 use crate::sys::{
     self,
     blk::{
-        driver_behind, tag_set_flags, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef, DiskSysfs,
-        OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
+        driver_behind, tag_set_flags, BdevRef, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef,
+        DiskSysfs, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -271,7 +271,7 @@ impl LoopDevice {
             lim.set_dma_alignment(511);
             lim.set_features(
                 file.has_fsync() && flags & uapi::LO_FLAGS_READ_ONLY == 0,
-                false,
+                file.rotational(),
             );
             lim.set_discard(discard.0, discard.1);
         });
@@ -411,6 +411,70 @@ impl LoopDevice {
         drop(old);
     }
 
+    /// `LOOP_CHANGE_FD`: a new backing file of the same size for a
+    /// read-only device, as `loop_change_fd()`.
+    fn change_fd(&self, disk: &DiskRef, fd: u32) -> Result {
+        let file = BackingFile::from_fd(fd)?;
+        check_backing_file(&file)?;
+        disk.suppress_uevents(true);
+        let result = self.swap_file(disk, file);
+        disk.suppress_uevents(false);
+        if let Ok(true) = result {
+            self.rescan(disk, false);
+        }
+        disk.uevent_change();
+        result.map(|_| ())
+    }
+
+    /// The locked part of `change_fd`; returns whether to rescan partitions.
+    fn swap_file(&self, disk: &DiskRef, file: BackingFile) -> Result<bool> {
+        {
+            let inner = self.inner.lock();
+            let State::Bound(b) = &inner.state else {
+                return Err(ENXIO);
+            };
+            if b.flags & uapi::LO_FLAGS_READ_ONLY == 0 {
+                return Err(EINVAL);
+            }
+        }
+        self.validate_chain(&file, disk)?;
+        let mut inner = self.inner.lock();
+        let State::Bound(b) = &mut inner.state else {
+            return Err(ENXIO);
+        };
+        if b.flags & uapi::LO_FLAGS_READ_ONLY == 0 {
+            return Err(EINVAL);
+        }
+        let old_size = b.file.size().unwrap_or(0);
+        let new_size = file.size().unwrap_or(0);
+        if uapi::device_sectors(new_size, b.offset, b.sizelimit)
+            != uapi::device_sectors(old_size, b.offset, b.sizelimit)
+        {
+            return Err(EINVAL);
+        }
+        let _ = file.fsync();
+        let io = Arc::new(
+            IoConfig {
+                file: file.clone_ref(),
+                offset: b.offset,
+                discard: discard_limits(&file).0 != 0,
+            },
+            GFP_KERNEL,
+        )?;
+        disk.force_media_change();
+        let old = {
+            let _frozen = disk.freeze();
+            self.set_io(Some(io));
+            core::mem::replace(&mut b.file, file)
+        };
+        let partscan = b.flags & uapi::LO_FLAGS_PARTSCAN != 0;
+        drop(inner);
+        // The old file goes outside the lock: its last fput can take
+        // open_mutex.
+        drop(old);
+        Ok(partscan)
+    }
+
     // --- status -------------------------------------------------------------
 
     /// `LOOP_SET_STATUS64`, as `loop_set_status()`.
@@ -520,10 +584,11 @@ impl LoopDevice {
         disk.sync_and_invalidate();
         let discard = discard_limits(&b.file);
         let write_cache = b.file.has_fsync() && b.flags & uapi::LO_FLAGS_READ_ONLY == 0;
+        let rotational = b.file.rotational();
         let _frozen = disk.freeze();
         disk.update_limits(|lim| {
             lim.set_block_size(bsize);
-            lim.set_features(write_cache, false);
+            lim.set_features(write_cache, rotational);
             lim.set_discard(discard.0, discard.1);
         })
     }
@@ -610,9 +675,13 @@ fn check_info(info: &LoopInfo64) -> Result {
     }
 }
 
-/// Discard limits from the backing file, as `loop_get_discard_config()`
-/// for regular files: punch holes, in units of the filesystem block.
+/// Discard limits from the backing file, as `loop_get_discard_config()`:
+/// a block device's zeroing limits, or for a regular file punched holes in
+/// units of the filesystem block.
 fn discard_limits(file: &BackingFile) -> (u32, u32) {
+    if let Some(limits) = file.bdev_zeroing_limits() {
+        return limits;
+    }
     match file.kind() {
         FileKind::Regular if file.has_fallocate() => match file.fs_block_size() {
             Ok(bsize) => (u32::MAX >> 9, bsize),
@@ -703,10 +772,20 @@ impl DiskDriver for LoopDevice {
     fn ioctl(
         this: ArcBorrow<'_, Self>,
         disk: &DiskRef,
+        bdev: &BdevRef,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
     ) -> Result<i32> {
+        // Reconfiguring takes an exclusive claim unless the opener has one,
+        // so as not to change a device under its exclusive owner.
+        let claim = || -> Result<_> {
+            if mode.exclusive() {
+                Ok(None)
+            } else {
+                bdev.claim().map(Some)
+            }
+        };
         let may_change = mode.write() || sys::capable_sys_admin();
         match cmd {
             uapi::LOOP_SET_FD => {
@@ -715,6 +794,7 @@ impl DiskDriver for LoopDevice {
                     fd: arg as u32,
                     ..LoopConfig::default()
                 };
+                let _claim = claim()?;
                 this.configure(disk, mode, &config)?;
             }
             uapi::LOOP_CONFIGURE => {
@@ -722,9 +802,11 @@ impl DiskDriver for LoopDevice {
                     UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopConfig>())
                         .reader()
                         .read()?;
+                let _claim = claim()?;
                 this.configure(disk, mode, &config)?;
             }
             uapi::LOOP_CLR_FD => this.clr_fd(disk)?,
+            uapi::LOOP_CHANGE_FD => this.change_fd(disk, arg as u32)?,
             uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change => return Err(EPERM),
             uapi::LOOP_SET_STATUS => {
                 let old: LoopInfo = UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
@@ -758,7 +840,10 @@ impl DiskDriver for LoopDevice {
             {
                 return Err(EPERM)
             }
-            uapi::LOOP_SET_BLOCK_SIZE => this.set_block_size(disk, arg)?,
+            uapi::LOOP_SET_BLOCK_SIZE => {
+                let _claim = claim()?;
+                this.set_block_size(disk, arg)?
+            }
             uapi::LOOP_SET_CAPACITY => this.set_capacity(disk)?,
             uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(arg)?,
             _ => return Err(EINVAL),

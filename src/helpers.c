@@ -268,3 +268,40 @@ ssize_t rloop_file_path_show(struct file *file, char *buf)
 	buf[ret] = 0;
 	return ret;
 }
+
+/* Block device properties of a backing file. */
+bool rloop_mode_excl(blk_mode_t mode);
+struct block_device *rloop_backing_bdev(struct file *file);
+bool rloop_bdev_rot(struct block_device *bdev);
+unsigned int rloop_bdev_write_zeroes_sectors(struct block_device *bdev);
+unsigned int rloop_bdev_discard_granularity(struct block_device *bdev);
+
+bool rloop_mode_excl(blk_mode_t mode)
+{
+	return mode & BLK_OPEN_EXCL;
+}
+
+/* The block device a file is, or the one its filesystem lives on, or NULL. */
+struct block_device *rloop_backing_bdev(struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+
+	if (S_ISBLK(inode->i_mode))
+		return I_BDEV(inode);
+	return inode->i_sb->s_bdev;
+}
+
+bool rloop_bdev_rot(struct block_device *bdev)
+{
+	return bdev_rot(bdev);
+}
+
+unsigned int rloop_bdev_write_zeroes_sectors(struct block_device *bdev)
+{
+	return bdev_write_zeroes_sectors(bdev);
+}
+
+unsigned int rloop_bdev_discard_granularity(struct block_device *bdev)
+{
+	return bdev_discard_granularity(bdev);
+}

@@ -43,6 +43,7 @@ extern "C" {
     ) -> c_uint;
     fn rloop_rq_zero_fill(rq: *mut bindings::request);
     fn rloop_mode_write(mode: bindings::blk_mode_t) -> bool;
+    fn rloop_mode_excl(mode: bindings::blk_mode_t) -> bool;
     fn rloop_disk_uevent_change(disk: *mut bindings::gendisk);
     fn rloop_disk_suppress_uevents(disk: *mut bindings::gendisk, suppress: bool);
     fn rloop_queue_freeze(q: *mut bindings::request_queue) -> c_uint;
@@ -222,6 +223,57 @@ impl OpenMode {
     pub fn write(self) -> bool {
         // SAFETY: A pure flag test.
         unsafe { rloop_mode_write(self.0) }
+    }
+
+    /// Opened exclusively (`BLK_OPEN_EXCL`).
+    pub fn exclusive(self) -> bool {
+        // SAFETY: A pure flag test.
+        unsafe { rloop_mode_excl(self.0) }
+    }
+}
+
+/// The block device an ioctl came through.
+///
+/// # Invariants
+///
+/// `self.0` is a live, open `struct block_device` for the reference's life.
+#[repr(transparent)]
+pub struct BdevRef(Opaque<bindings::block_device>);
+
+/// The holder of the loop driver's temporary claims.
+static CLAIM_HOLDER: u8 = 0;
+
+impl BdevRef {
+    /// Claims the device for exclusive use until the guard goes, as
+    /// `bd_prepare_to_claim`/`bd_abort_claiming` around a reconfiguration:
+    /// fails with `EBUSY` while someone else holds it exclusively.
+    pub fn claim(&self) -> Result<BdevClaim<'_>> {
+        // SAFETY: The bdev is live; the holder is a static address.
+        to_result(unsafe {
+            bindings::bd_prepare_to_claim(
+                self.0.get(),
+                (&raw const CLAIM_HOLDER).cast_mut().cast(),
+                core::ptr::null(),
+            )
+        })?;
+        Ok(BdevClaim { bdev: self })
+    }
+}
+
+/// A claim on a block device, dropped by `bd_abort_claiming`.
+pub struct BdevClaim<'a> {
+    bdev: &'a BdevRef,
+}
+
+impl Drop for BdevClaim<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `claim` prepared this claim with the same holder.
+        unsafe {
+            bindings::bd_abort_claiming(
+                self.bdev.0.get(),
+                (&raw const CLAIM_HOLDER).cast_mut().cast(),
+            )
+        };
     }
 }
 
@@ -519,6 +571,7 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     fn ioctl(
         this: ArcBorrow<'_, Self>,
         disk: &DiskRef,
+        bdev: &BdevRef,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
@@ -612,7 +665,9 @@ impl<T: DiskDriver> Callbacks<T> {
             let disk = (*bdev).bd_disk;
             (Self::borrow((*disk).private_data), DiskRef::from_raw(disk))
         };
-        match T::ioctl(this, disk, OpenMode(mode), cmd, arg) {
+        // SAFETY: The bdev is open for the duration of the ioctl.
+        let bdev = unsafe { &*bdev.cast::<BdevRef>() };
+        match T::ioctl(this, disk, bdev, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }

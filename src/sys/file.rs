@@ -21,6 +21,10 @@ extern "C" {
     fn rloop_i_size_read(inode: *mut bindings::inode) -> bindings::loff_t;
     fn rloop_file_path(file: *mut bindings::file) -> *const bindings::path;
     fn rloop_file_fs_block_size(file: *mut bindings::file, bsize: *mut u32) -> c_int;
+    fn rloop_backing_bdev(file: *mut bindings::file) -> *mut bindings::block_device;
+    fn rloop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
+    fn rloop_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
+    fn rloop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
 }
 
 /// `fallocate` mode bits of `include/uapi/linux/falloc.h`.
@@ -241,6 +245,33 @@ impl BackingFile {
         // SAFETY: The file is valid; `bsize` is writable.
         to_result(unsafe { rloop_file_fs_block_size(self.raw(), &mut bsize) })?;
         Ok(bsize)
+    }
+
+    /// Whether the block device behind the file (the file itself, or its
+    /// filesystem's device) is rotational.
+    pub fn rotational(&self) -> bool {
+        // SAFETY: The file is valid; a non-null bdev lives as long as the
+        // file keeps it open or its filesystem mounted.
+        unsafe {
+            let bdev = rloop_backing_bdev(self.raw());
+            !bdev.is_null() && rloop_bdev_rot(bdev)
+        }
+    }
+
+    /// For a block device file: its write-zeroes limit (in sectors) and
+    /// discard granularity, which a loop device on it mirrors.
+    pub fn bdev_zeroing_limits(&self) -> Option<(u32, u32)> {
+        let FileKind::Block(_) = self.kind() else {
+            return None;
+        };
+        // SAFETY: The file is an open block device, so its bdev is live.
+        unsafe {
+            let bdev = rloop_backing_bdev(self.raw());
+            Some((
+                rloop_bdev_write_zeroes_sectors(bdev),
+                rloop_bdev_discard_granularity(bdev),
+            ))
+        }
     }
 
     /// Clones the reference.

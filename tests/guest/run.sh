@@ -370,6 +370,79 @@ t_ioctl_errors() {
     unload
 }
 
+t_change_fd() {
+    load
+    mkimg $SCRATCH/a 4
+    mkimg $SCRATCH/b 4
+    mkimg $SCRATCH/c 8
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 set-fd $SCRATCH/a
+    # Only a read-only device may change its file.
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
+    losetup -r /dev/loop0 $SCRATCH/a
+    cmp /dev/loop0 $SCRATCH/a || die "data of a"
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/c
+    expect "err EBADF" LOOPCTL_DEV /dev/loop0 raw 0x4C06 1000
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp /dev/loop0 $SCRATCH/b || die "data after LOOP_CHANGE_FD is not b's"
+    sysfs_eq /sys/block/loop0/loop/backing_file $SCRATCH/b
+    losetup -d /dev/loop0
+    expect "err ENXIO" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b
+    unload
+}
+
+t_losetup_listing() {
+    load
+    mkimg $SCRATCH/img 2
+    chmod 0444 $SCRATCH/img
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    [ "$dev" = /dev/loop0 ] || die "--show of a read-only file: $dev"
+    sysfs_eq /sys/block/loop0/ro 1
+    losetup -f $SCRATCH/img
+    losetup -a | grep -q "^/dev/loop1: \[.*\]:[0-9]* ($SCRATCH/img)" || die "losetup -a: $(losetup -a)"
+    losetup -J | grep -q '"name": *"/dev/loop1"' || die "losetup -J: $(losetup -J)"
+    [ "$(losetup -j $SCRATCH/img | wc -l)" = 2 ] || die "losetup -j: $(losetup -j $SCRATCH/img)"
+    losetup -D
+    [ -z "$(losetup -a)" ] || die "losetup -D left: $(losetup -a)"
+    chmod 0644 $SCRATCH/img
+    unload
+}
+
+t_unprivileged_eperm() {
+    load max_loop=1
+    mkimg $SCRATCH/img 2
+    losetup /dev/loop0 $SCRATCH/img
+    chmod 0666 /dev/loop0
+    local as_nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+    # Opened read-only by an unprivileged user: status reads, no changes.
+    expect "number=0 offset=0 sizelimit=0 flags=0 name=$SCRATCH/img" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 get-status64
+    expect "err EPERM" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-status64 512 0 0
+    expect "err EPERM" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-block-size 4096
+    expect "err EPERM" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-capacity
+    expect "err EPERM" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-direct-io 0
+    # Opened for writing, the same user may.
+    expect "ok 0" $as_nobody "$LOOPCTL" dev /dev/loop0 set-capacity
+    chmod 0660 /dev/loop0
+    losetup -d /dev/loop0
+    unload
+}
+
+t_rotational() {
+    load
+    mkimg $SCRATCH/img 2
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/queue/rotational "$(cat /sys/block/vda/queue/rotational)"
+    losetup -d $dev
+    # A rotational backing device makes a rotational loop device.
+    echo 1 >/sys/block/vda/queue/rotational
+    dev=$(losetup -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/queue/rotational 1
+    losetup -d $dev
+    echo 0 >/sys/block/vda/queue/rotational
+    unload
+}
+
 t_set_capacity() {
     load
     mkimg $SCRATCH/img 4
@@ -478,7 +551,8 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices \
          probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
          attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
-         block_size_4k partitions ext4_xfs attach_storm rmmod_bound; do
+         block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
+         losetup_listing unprivileged_eperm rotational; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;

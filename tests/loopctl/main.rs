@@ -3,8 +3,10 @@
 //! ```text
 //! loopctl add N | remove N | get-free        on /dev/loop-control
 //! loopctl raw-ctl CMD ARG                   any LOOP_CTL_* number
-//! loopctl dev DEV OP...                     on a loop device:
-//!   set-fd PATH | set-fd-raw FD | clr | set-capacity
+//! loopctl dev DEV OP...                     on a loop device (opened
+//!                                           read-write, else read-only)
+//! loopctl dev-ro DEV OP...                  the same, opened read-only:
+//!   set-fd PATH | set-fd-raw FD | change-fd PATH | clr | set-capacity
 //!   configure PATH BLOCK_SIZE FLAGS OFFSET SIZELIMIT
 //!   get-status64 | get-status64-null | get-status | get-status-null
 //!   set-status64 OFFSET SIZELIMIT FLAGS | set-status-null
@@ -109,8 +111,16 @@ fn print_info64(i: &uapi::LoopInfo64) {
     );
 }
 
-fn run_dev(dev: &str, op: &[&str]) -> Result<Result<i64, i32>, String> {
-    let f = match open_rw_or_ro(dev) {
+fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, String> {
+    let opened = if read_only {
+        OpenOptions::new()
+            .read(true)
+            .open(dev)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        open_rw_or_ro(dev)
+    };
+    let f = match opened {
         Ok(f) => f,
         Err(e) => return Ok(Err(e)),
     };
@@ -120,6 +130,10 @@ fn run_dev(dev: &str, op: &[&str]) -> Result<Result<i64, i32>, String> {
         ["set-fd", path] => match open_rw_or_ro(path) {
             Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
             Err(e) => Err(e),
+        },
+        ["change-fd", path] => match OpenOptions::new().read(true).open(path) {
+            Ok(b) => dev_ioctl(fd, uapi::LOOP_CHANGE_FD, b.as_raw_fd() as libc::c_ulong),
+            Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
         },
         ["set-fd-raw", n] => dev_ioctl(fd, uapi::LOOP_SET_FD, parse_num(n)? as libc::c_ulong),
         ["clr"] => dev_ioctl(fd, uapi::LOOP_CLR_FD, 0),
@@ -214,7 +228,8 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
         ["remove", n] => ctl_ioctl(uapi::LOOP_CTL_REMOVE, parse_num(n)?),
         ["get-free"] => ctl_ioctl(uapi::LOOP_CTL_GET_FREE, 0),
         ["raw-ctl", cmd, arg] => ctl_ioctl(parse_num(cmd)? as u32, parse_num(arg)?),
-        ["dev", dev, op @ ..] => return run_dev(dev, op),
+        ["dev", dev, op @ ..] => return run_dev(dev, false, op),
+        ["dev-ro", dev, op @ ..] => return run_dev(dev, true, op),
         _ => return Err("usage: see the comment at the top of tests/loopctl/main.rs".into()),
     })
 }
