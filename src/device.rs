@@ -616,11 +616,14 @@ impl LoopDevice {
             }
             // A short write is not an error, as in C.
             ReqOp::Write => rq
-                .bvecs()
-                .and_then(|mut bv| io.file.write_at(&mut bv, pos))
+                .iter(true)
+                .and_then(|mut it| io.file.write_at(&mut it, pos))
                 .map(|_| ()),
             ReqOp::Read => {
-                match rq.bvecs().and_then(|mut bv| io.file.read_at(&mut bv, pos)) {
+                match rq
+                    .iter(false)
+                    .and_then(|mut it| io.file.read_at(&mut it, pos))
+                {
                     Ok(n) if n == bytes as usize => Ok(()),
                     // Short read: finish what was read and retry the rest.
                     Ok(n) if n > 0 => return rq.advance_and_requeue(n as u32),

@@ -305,3 +305,22 @@ unsigned int rloop_bdev_discard_granularity(struct block_device *bdev)
 {
 	return bdev_discard_granularity(bdev);
 }
+
+/*
+ * The iov_iter of a one-bio request, over the bio's own bvec array (the
+ * bio may start mid-bvec after a split, hence the offset). False for a
+ * request of several bios, whose bvecs must be gathered first.
+ */
+bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned int dir);
+
+bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned int dir)
+{
+	struct bio *bio = rq->bio;
+
+	if (bio != rq->biotail)
+		return false;
+	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
+		      blk_rq_nr_bvec(rq), blk_rq_bytes(rq));
+	iter->iov_offset = bio->bi_iter.bi_bvec_done;
+	return true;
+}

@@ -42,6 +42,11 @@ extern "C" {
         max: c_uint,
     ) -> c_uint;
     fn rloop_rq_zero_fill(rq: *mut bindings::request);
+    fn rloop_rq_iter_single(
+        rq: *mut bindings::request,
+        iter: *mut bindings::iov_iter,
+        dir: c_uint,
+    ) -> bool;
     fn rloop_mode_write(mode: bindings::blk_mode_t) -> bool;
     fn rloop_mode_excl(mode: bindings::blk_mode_t) -> bool;
     fn rloop_disk_uevent_change(disk: *mut bindings::gendisk);
@@ -147,23 +152,46 @@ impl Request {
         unsafe { rloop_rq_nounmap(self.raw()) }
     }
 
-    /// The request's data segments, for an `iov_iter`. Allocates: call it
-    /// inside a [`super::NoIo`] scope, as I/O paths must not recurse into
-    /// the block layer for memory.
-    pub fn bvecs(&self) -> Result<Bvecs<'_>> {
+    /// An `iov_iter` over the request's data, for reading into it
+    /// (`write == false`) or writing from it. A one-bio request uses the
+    /// bio's own bvecs; for several bios the bvecs are gathered into an
+    /// array first, as C does, which allocates: call it inside a
+    /// [`super::NoIo`] scope.
+    pub fn iter(&self, write: bool) -> Result<RqIter<'_>> {
+        let dir = if write {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
+        let mut it = RqIter {
+            iter: pin_init::zeroed(),
+            _bvecs: KVec::new(),
+            _rq: PhantomData,
+        };
+        // SAFETY: By the type invariant the request is live; the helper
+        // fills `iter` for a one-bio request and leaves it otherwise.
+        if unsafe { rloop_rq_iter_single(self.raw(), &mut it.iter.0, dir) } {
+            return Ok(it);
+        }
         // SAFETY: By the type invariant the request is live.
         let n = unsafe { rloop_rq_nr_bvec(self.raw()) } as usize;
         let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        // SAFETY: `v` has room for `n` bvecs; the helper writes at most `n`.
+        // SAFETY: `v` has room for `n` bvecs; the helper writes at most `n`;
+        // the iterator covers the request's bytes over them.
         unsafe {
             let got = rloop_rq_bvecs(self.raw(), v.as_mut_ptr(), n as c_uint);
             v.inc_len(got as usize);
+            bindings::iov_iter_bvec(
+                &mut it.iter.0,
+                dir,
+                v.as_ptr(),
+                got as c_ulong,
+                self.bytes() as usize,
+            );
         }
-        Ok(Bvecs {
-            v,
-            bytes: self.bytes(),
-            _rq: PhantomData,
-        })
+        // Moving the vector moves only its pointer: the bvecs stay put.
+        it._bvecs = v;
+        Ok(it)
     }
 
     /// Zero-fills all the request's data.
@@ -200,17 +228,25 @@ impl Drop for Request {
     }
 }
 
-/// The data segments of a request.
-pub struct Bvecs<'a> {
-    v: KVec<bindings::bio_vec>,
-    bytes: u32,
+/// A raw `iov_iter`, zeroed before use.
+#[repr(transparent)]
+pub(crate) struct RawIter(pub(crate) bindings::iov_iter);
+
+// SAFETY: All zeroes is a valid (empty) `iov_iter`.
+unsafe impl Zeroable for RawIter {}
+
+/// An `iov_iter` over a request's data, and the gathered bvecs it points
+/// into when the request has several bios.
+pub struct RqIter<'a> {
+    iter: RawIter,
+    _bvecs: KVec<bindings::bio_vec>,
     _rq: PhantomData<&'a Request>,
 }
 
-impl Bvecs<'_> {
-    /// Pointer, count and total byte length, for `iov_iter_bvec`.
-    pub(crate) fn raw_parts(&mut self) -> (*const bindings::bio_vec, usize, u32) {
-        (self.v.as_ptr(), self.v.len(), self.bytes)
+impl RqIter<'_> {
+    /// The iterator, for `vfs_iter_read`/`vfs_iter_write`.
+    pub(crate) fn as_raw(&mut self) -> *mut bindings::iov_iter {
+        &mut self.iter.0
     }
 }
 

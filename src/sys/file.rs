@@ -13,7 +13,7 @@ use kernel::{
     sync::aref::ARef,
 };
 
-use super::blk::Bvecs;
+use super::blk::RqIter;
 
 #[allow(improper_ctypes)]
 extern "C" {
@@ -175,47 +175,23 @@ impl BackingFile {
         })
     }
 
-    /// Reads into `bvecs` from `pos`; returns the bytes read (short at end of
-    /// file).
-    pub fn read_at(&self, bvecs: &mut Bvecs<'_>, pos: u64) -> Result<usize> {
-        self.rw_at(bvecs, pos, false)
-    }
-
-    /// Writes `bvecs` at `pos`; returns the bytes written.
-    pub fn write_at(&self, bvecs: &mut Bvecs<'_>, pos: u64) -> Result<usize> {
-        self.rw_at(bvecs, pos, true)
-    }
-
-    fn rw_at(&self, bvecs: &mut Bvecs<'_>, pos: u64, write: bool) -> Result<usize> {
-        let mut iter = core::mem::MaybeUninit::<bindings::iov_iter>::uninit();
-        let dir = if write {
-            bindings::ITER_SOURCE
-        } else {
-            bindings::ITER_DEST
-        };
-        let (ptr, n, bytes) = bvecs.raw_parts();
-        // SAFETY: `iov_iter_bvec` initialises all of `iter`; `ptr` points to
-        // `n` initialised bvecs that stay alive and unchanged for the call,
-        // covering `bytes` bytes of pages that the request owns.
-        unsafe {
-            bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, ptr, n as c_ulong, bytes as usize)
-        };
-        let iter = iter.as_mut_ptr();
+    /// Reads into the request's data from `pos`; returns the bytes read
+    /// (short at end of file).
+    pub fn read_at(&self, iter: &mut RqIter<'_>, pos: u64) -> Result<usize> {
         let mut off = pos as bindings::loff_t;
-        // SAFETY: The file is valid and `iter` describes live memory.
-        let ret = unsafe {
-            // `vfs_iter_write` takes the freeze protection itself.
-            if write {
-                bindings::vfs_iter_write(self.raw(), iter, &mut off, 0)
-            } else {
-                bindings::vfs_iter_read(self.raw(), iter, &mut off, 0)
-            }
-        };
-        if ret < 0 {
-            Err(Error::from_errno(ret as i32))
-        } else {
-            Ok(ret as usize)
-        }
+        // SAFETY: The file is valid and `iter` describes the live pages of
+        // a request the caller owns.
+        let ret = unsafe { bindings::vfs_iter_read(self.raw(), iter.as_raw(), &mut off, 0) };
+        to_len(ret)
+    }
+
+    /// Writes the request's data at `pos`; returns the bytes written.
+    /// `vfs_iter_write` takes the freeze protection itself.
+    pub fn write_at(&self, iter: &mut RqIter<'_>, pos: u64) -> Result<usize> {
+        let mut off = pos as bindings::loff_t;
+        // SAFETY: As for `read_at`.
+        let ret = unsafe { bindings::vfs_iter_write(self.raw(), iter.as_raw(), &mut off, 0) };
+        to_len(ret)
     }
 
     /// `vfs_fsync(file, 0)`.
@@ -279,6 +255,14 @@ impl BackingFile {
         Self {
             file: self.file.clone(),
         }
+    }
+}
+
+fn to_len(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        Err(Error::from_errno(ret as i32))
+    } else {
+        Ok(ret as usize)
     }
 }
 

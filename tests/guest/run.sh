@@ -443,6 +443,54 @@ t_rotational() {
     unload
 }
 
+t_uevents() {
+    load
+    mkimg $SCRATCH/img 2
+    udevadm monitor --kernel --subsystem-match=block >$SCRATCH/uevents 2>&1 &
+    local mon=$!
+    sleep 1
+    losetup /dev/loop0 $SCRATCH/img
+    losetup -d /dev/loop0
+    sleep 1
+    kill $mon; wait $mon 2>/dev/null
+    # A change event on attach and one on detach, at least.
+    [ "$(grep -c 'change.*/block/loop0 (block)' $SCRATCH/uevents)" -ge 2 ] ||
+        die "uevents: $(cat $SCRATCH/uevents)"
+    unload
+}
+
+t_read_past_eof() {
+    load
+    mkimg $SCRATCH/img 4
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    # The file shrinks under the device: reads past its end are zero-filled
+    # and fail, reads before it still work.
+    truncate -s 2M $SCRATCH/img
+    echo 3 >/proc/sys/vm/drop_caches
+    dd if=$dev of=/dev/null bs=1M count=2 iflag=direct status=none || die "read before the end failed"
+    if dd if=$dev of=/dev/null bs=1M skip=3 count=1 iflag=direct status=none 2>/dev/null; then
+        die "read past the end of the file succeeded"
+    fi
+    losetup -d $dev
+    unload
+}
+
+t_fio_verify() {
+    load
+    truncate -s 256M $SCRATCH/img
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    # Mixed sizes at queue depth 16 make multi-bio requests after merging.
+    fio --name=v --filename=$dev --size=64M --rw=randwrite --bsrange=4k-1M \
+        --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
+        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+        die "fio verify failed: $(tail -5 /tmp/fio.out)"
+    # Byte for byte against the file, with the caches dropped.
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    losetup -d $dev
+    unload
+}
+
 t_set_capacity() {
     load
     mkimg $SCRATCH/img 4
@@ -552,7 +600,7 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
          attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
-         losetup_listing unprivileged_eperm rotational; do
+         losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;
