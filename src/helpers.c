@@ -321,6 +321,6 @@ bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned in
 		return false;
 	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
 		      blk_rq_nr_bvec(rq), blk_rq_bytes(rq));
-	iter->iov_offset = bio->bi_iter.bi_bvec_done;
+	iter->iov_offset = bio->bi_iter.bi_offset;
 	return true;
 }
