@@ -111,8 +111,10 @@ impl Control {
                 return Err(e);
             }
         };
-        // del_gendisk and put_disk, with no lock held.
+        // del_gendisk and put_disk, with no lock held; then the worker is
+        // idle for good, so module exit need not wait for it.
         drop(disk);
+        dev.flush_worker();
         let mut slots = self.slots.lock();
         if let Some(pos) = position(&slots, index) {
             slots.remove(pos)?;
@@ -141,7 +143,7 @@ impl Control {
             let Some(slot) = self.slots.lock().pop() else {
                 break;
             };
-            drop(slot.dev.take_disk_for_exit());
+            slot.dev.remove_for_exit();
         }
     }
 }

@@ -207,11 +207,22 @@ impl LoopDevice {
     }
 
     /// Takes the device down for module exit. Nothing is open or bound: a
-    /// bound device holds a module reference.
-    pub(crate) fn take_disk_for_exit(&self) -> Option<Disk<LoopDevice>> {
-        let mut inner = self.inner.lock();
-        self.set_state(&mut inner, State::Deleting);
-        inner.disk.take()
+    /// bound device holds a module reference. Waits for the worker, whose
+    /// code goes with the module.
+    pub(crate) fn remove_for_exit(&self) {
+        let disk = {
+            let mut inner = self.inner.lock();
+            self.set_state(&mut inner, State::Deleting);
+            inner.disk.take()
+        };
+        drop(disk);
+        self.flush_worker();
+    }
+
+    /// Waits for the worker to be idle. An unbound device queues no more
+    /// work, so after this none of the module's code runs for it.
+    pub(crate) fn flush_worker(&self) {
+        sys::flush_work(&self.work);
     }
 
     // --- attach -------------------------------------------------------------
