@@ -16,7 +16,7 @@ use crate::sys::{
     self,
     blk::{
         driver_behind, tag_set_flags, BdevRef, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef,
-        DiskSysfs, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
+        DiskSysfs, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -259,13 +259,18 @@ impl LoopDevice {
             flags |= uapi::LO_FLAGS_PARTSCAN;
         }
 
-        let discard = discard_limits(&file);
+        let bsize = if config.block_size != 0 {
+            config.block_size
+        } else {
+            512
+        };
+        let limits = BoundLimits::new(&file, flags, bsize);
         // Allocated before anything changes, so that failing leaves no trace.
         let io = Arc::new(
             IoConfig {
                 file: file.clone_ref(),
                 offset: config.info.lo_offset,
-                discard: discard.0 != 0,
+                discard: limits.discard_sectors != 0,
             },
             GFP_KERNEL,
         )?;
@@ -273,19 +278,7 @@ impl LoopDevice {
         disk.suppress_uevents(true);
         disk.force_media_change();
         disk.set_read_only(flags & uapi::LO_FLAGS_READ_ONLY != 0);
-        let limits = disk.update_limits(|lim| {
-            lim.set_block_size(if config.block_size != 0 {
-                config.block_size
-            } else {
-                512
-            });
-            lim.set_dma_alignment(511);
-            lim.set_features(
-                file.has_fsync() && flags & uapi::LO_FLAGS_READ_ONLY == 0,
-                file.rotational(),
-            );
-            lim.set_discard(discard.0, discard.1);
-        });
+        let limits = disk.update_limits(|lim| limits.apply(lim));
         if let Err(e) = limits {
             disk.suppress_uevents(false);
             return Err(e);
@@ -593,15 +586,9 @@ impl LoopDevice {
         }
         let bsize = u32::try_from(arg).map_err(|_| EINVAL)?;
         disk.sync_and_invalidate();
-        let discard = discard_limits(&b.file);
-        let write_cache = b.file.has_fsync() && b.flags & uapi::LO_FLAGS_READ_ONLY == 0;
-        let rotational = b.file.rotational();
+        let limits = BoundLimits::new(&b.file, b.flags, bsize);
         let _frozen = disk.freeze();
-        disk.update_limits(|lim| {
-            lim.set_block_size(bsize);
-            lim.set_features(write_cache, rotational);
-            lim.set_discard(discard.0, discard.1);
-        })
+        disk.update_limits(|lim| limits.apply(lim))
     }
 
     // --- I/O ----------------------------------------------------------------
@@ -686,6 +673,37 @@ fn check_info(info: &LoopInfo64) -> Result {
             Err(EINVAL)
         }
         Err(InfoError::Invalid) => Err(EINVAL),
+    }
+}
+
+/// The queue limits of a bound device, as `loop_update_limits()` sets them:
+/// worked out before the queue is frozen, applied while it is.
+struct BoundLimits {
+    bsize: u32,
+    discard_sectors: u32,
+    discard_granularity: u32,
+    write_cache: bool,
+    rotational: bool,
+}
+
+impl BoundLimits {
+    fn new(file: &BackingFile, flags: u32, bsize: u32) -> Self {
+        let (discard_sectors, discard_granularity) = discard_limits(file);
+        Self {
+            bsize,
+            discard_sectors,
+            discard_granularity,
+            // Flushes reach the driver only with a write cache.
+            write_cache: file.has_fsync() && flags & uapi::LO_FLAGS_READ_ONLY == 0,
+            rotational: file.rotational(),
+        }
+    }
+
+    fn apply(&self, lim: &mut Limits) {
+        lim.set_block_size(self.bsize);
+        lim.set_dma_alignment(511);
+        lim.set_features(self.write_cache, self.rotational);
+        lim.set_discard(self.discard_sectors, self.discard_granularity);
     }
 }
 
