@@ -480,7 +480,7 @@ t_fio_verify() {
     truncate -s 256M $SCRATCH/img
     local dev; dev=$(losetup -f --show $SCRATCH/img)
     # Mixed sizes at queue depth 16 make multi-bio requests after merging.
-    fio --name=v --filename=$dev --size=64M --rw=randwrite --bsrange=4k-1M \
+    fio --name=v --filename=$dev --size=32M --rw=randwrite --bsrange=4k-1M \
         --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
         --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
         die "fio verify failed: $(tail -5 /tmp/fio.out)"
@@ -539,8 +539,8 @@ t_ext4_xfs() {
         dev=$(losetup -f --show $SCRATCH/$fs.img)
         if [ $fs = ext4 ]; then mkfs.ext4 -q $dev; else mkfs.xfs -q -f $dev; fi
         mount $dev /tmp/mnt
-        cp -a /usr/share/doc/bash /usr/share/doc/util-linux /tmp/mnt/
-        dd if=/dev/urandom of=/tmp/mnt/big bs=1M count=24 status=none
+        cp -a /usr/share/doc/bash /tmp/mnt/
+        dd if=/dev/urandom of=/tmp/mnt/big bs=1M count=12 status=none
         sha256sum /tmp/mnt/big >/tmp/big.sum
         umount /tmp/mnt
         if [ $fs = ext4 ]; then fsck.ext4 -fn $dev >/dev/null || die "fsck.ext4"; else xfs_repair -n $dev >/dev/null 2>&1 || die "xfs_repair"; fi
