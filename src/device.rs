@@ -77,6 +77,20 @@ struct IoConfig {
     discard: bool,
 }
 
+impl IoConfig {
+    fn new(file: &BackingFile, offset: u64, discard: bool) -> Result<Arc<Self>> {
+        Arc::new(
+            Self {
+                file: file.clone_ref(),
+                offset,
+                discard,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Into::into)
+    }
+}
+
 /// What the device lock protects.
 struct Inner {
     state: State,
@@ -266,14 +280,7 @@ impl LoopDevice {
         };
         let limits = BoundLimits::new(&file, flags, bsize);
         // Allocated before anything changes, so that failing leaves no trace.
-        let io = Arc::new(
-            IoConfig {
-                file: file.clone_ref(),
-                offset: config.info.lo_offset,
-                discard: limits.discard_sectors != 0,
-            },
-            GFP_KERNEL,
-        )?;
+        let io = IoConfig::new(&file, config.info.lo_offset, limits.discard_sectors != 0)?;
 
         disk.suppress_uevents(true);
         disk.force_media_change();
@@ -457,14 +464,7 @@ impl LoopDevice {
             return Err(EINVAL);
         }
         let _ = file.fsync();
-        let io = Arc::new(
-            IoConfig {
-                file: file.clone_ref(),
-                offset: b.offset,
-                discard: discard_limits(&file).0 != 0,
-            },
-            GFP_KERNEL,
-        )?;
+        let io = IoConfig::new(&file, b.offset, discard_limits(&file).0 != 0)?;
         disk.force_media_change();
         let old = {
             let _frozen = disk.freeze();
@@ -491,11 +491,18 @@ impl LoopDevice {
         if size_changed {
             disk.sync_and_invalidate();
         }
+        check_info(info)?;
+        // Made before freezing, so that failing changes nothing.
+        let io = self
+            .io
+            .lock()
+            .clone()
+            .map(|io| IoConfig::new(&io.file, info.lo_offset, io.discard))
+            .transpose()?;
         let partscan;
         {
             // I/O is drained before the offset or size limit changes.
             let _frozen = disk.freeze();
-            check_info(info)?;
             b.offset = info.lo_offset;
             b.sizelimit = info.lo_sizelimit;
             b.file_name = info.stored_file_name();
@@ -503,16 +510,8 @@ impl LoopDevice {
                 && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
             b.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
             b.flags |= info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS;
-            let io = self.io.lock().clone();
-            if let Some(io) = io {
-                self.set_io(Some(Arc::new(
-                    IoConfig {
-                        file: io.file.clone_ref(),
-                        offset: b.offset,
-                        discard: io.discard,
-                    },
-                    GFP_KERNEL,
-                )?));
+            if io.is_some() {
+                self.set_io(io);
             }
         }
         if partscan {
