@@ -492,11 +492,11 @@ impl LoopDevice {
             disk.sync_and_invalidate();
         }
         check_info(info)?;
-        // Made before freezing, so that failing changes nothing.
-        let io = self
-            .io
-            .lock()
-            .clone()
+        // Made before freezing, so that failing changes nothing; the
+        // snapshot is cloned first so that the spinlock is not held across
+        // the allocation.
+        let current = self.io.lock().clone();
+        let io = current
             .map(|io| IoConfig::new(&io.file, info.lo_offset, io.discard))
             .transpose()?;
         let partscan;
