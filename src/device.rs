@@ -11,6 +11,7 @@ use kernel::{
     workqueue::{self, Work, WorkItem},
 };
 
+use crate::direct_io::DioAlign;
 use crate::params::Layout;
 use crate::sys::{
     self,
@@ -44,6 +45,8 @@ struct Binding {
     sizelimit: u64,
     flags: u32,
     file_name: [u8; LO_NAME_SIZE],
+    /// The backing file's direct I/O alignment.
+    dio_align: DioAlign,
     /// Whether the `loop/` sysfs directory was added.
     sysfs: bool,
     /// As in C, a bound device pins the module.
@@ -75,15 +78,18 @@ struct IoConfig {
     file: BackingFile,
     offset: u64,
     discard: bool,
+    /// Reads and writes go to the file as direct, asynchronous I/O.
+    direct: bool,
 }
 
 impl IoConfig {
-    fn new(file: &BackingFile, offset: u64, discard: bool) -> Result<Arc<Self>> {
+    fn new(file: &BackingFile, offset: u64, discard: bool, direct: bool) -> Result<Arc<Self>> {
         Arc::new(
             Self {
                 file: file.clone_ref(),
                 offset,
                 discard,
+                direct,
             },
             GFP_KERNEL,
         )
@@ -203,6 +209,17 @@ impl LoopDevice {
         *self.io.lock() = io;
     }
 
+    /// A new I/O snapshot like the current one but for `offset` and
+    /// `direct`, made before the queue is frozen so that failing changes
+    /// nothing. The current one is cloned first, so that the spinlock is
+    /// not held across the allocation.
+    fn remake_io(&self, offset: u64, direct: bool) -> Result<Option<Arc<IoConfig>>> {
+        let current = self.io.lock().clone();
+        current
+            .map(|io| IoConfig::new(&io.file, offset, io.discard, direct))
+            .transpose()
+    }
+
     /// Marks the device as going away if nothing uses it, as the check in
     /// `loop_control_remove()` does: it must be unbound and not open.
     ///
@@ -265,22 +282,34 @@ impl LoopDevice {
         if !file.opened_for_write() || !mode.write() || !file.has_write_iter() {
             flags |= uapi::LO_FLAGS_READ_ONLY;
         }
-        // Direct I/O comes with the DIO path; until then a request for it
-        // (or an O_DIRECT backing file) leaves the device buffered, as C
-        // does when DIO is not possible.
-        flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        // An O_DIRECT backing file asks for direct I/O too.
+        if file.opened_direct() {
+            flags |= uapi::LO_FLAGS_DIRECT_IO;
+        }
         if self.part_shift > 0 {
             flags |= uapi::LO_FLAGS_PARTSCAN;
         }
 
+        let dio_align = dio_align_of(&file);
         let bsize = if config.block_size != 0 {
             config.block_size
         } else {
-            512
+            dio_align.default_block_size(flags & uapi::LO_FLAGS_DIRECT_IO != 0)
         };
-        let limits = BoundLimits::new(&file, flags, bsize);
+        // Direct I/O that is not possible is dropped silently, as
+        // `loop_update_dio()` does; LOOP_GET_STATUS shows what is in effect.
+        if !can_use_dio(&file, dio_align, bsize, config.info.lo_offset) {
+            flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        }
+        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
+        let limits = BoundLimits::new(&file, flags, bsize, dio_align);
         // Allocated before anything changes, so that failing leaves no trace.
-        let io = IoConfig::new(&file, config.info.lo_offset, limits.discard_sectors != 0)?;
+        let io = IoConfig::new(
+            &file,
+            config.info.lo_offset,
+            limits.discard_sectors != 0,
+            direct,
+        )?;
 
         disk.suppress_uevents(true);
         disk.force_media_change();
@@ -299,6 +328,7 @@ impl LoopDevice {
             sizelimit: config.info.lo_sizelimit,
             flags,
             file_name: config.info.stored_file_name(),
+            dio_align,
             sysfs: disk.sysfs_add().is_ok(),
             _module: ModuleRef::get(),
         };
@@ -464,11 +494,23 @@ impl LoopDevice {
             return Err(EINVAL);
         }
         let _ = file.fsync();
-        let io = IoConfig::new(&file, b.offset, discard_limits(&file).0 != 0)?;
+        // The new file's alignment and O_DIRECT decide direct I/O afresh.
+        let dio_align = dio_align_of(&file);
+        let mut flags = b.flags;
+        if file.opened_direct() {
+            flags |= uapi::LO_FLAGS_DIRECT_IO;
+        }
+        if !can_use_dio(&file, dio_align, disk.logical_block_size(), b.offset) {
+            flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        }
+        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
+        let io = IoConfig::new(&file, b.offset, discard_limits(&file).0 != 0, direct)?;
         disk.force_media_change();
         let old = {
             let _frozen = disk.freeze();
             self.set_io(Some(io));
+            b.flags = flags;
+            b.dio_align = dio_align;
             core::mem::replace(&mut b.file, file)
         };
         let partscan = b.flags & uapi::LO_FLAGS_PARTSCAN != 0;
@@ -492,13 +534,15 @@ impl LoopDevice {
             disk.sync_and_invalidate();
         }
         check_info(info)?;
-        // Made before freezing, so that failing changes nothing; the
-        // snapshot is cloned first so that the spinlock is not held across
-        // the allocation.
-        let current = self.io.lock().clone();
-        let io = current
-            .map(|io| IoConfig::new(&io.file, info.lo_offset, io.discard))
-            .transpose()?;
+        // A new offset can rule direct I/O out (`loop_update_dio()`).
+        let direct = b.flags & uapi::LO_FLAGS_DIRECT_IO != 0
+            && can_use_dio(
+                &b.file,
+                b.dio_align,
+                disk.logical_block_size(),
+                info.lo_offset,
+            );
+        let io = self.remake_io(info.lo_offset, direct)?;
         let partscan;
         {
             // I/O is drained before the offset or size limit changes.
@@ -510,6 +554,9 @@ impl LoopDevice {
                 && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
             b.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
             b.flags |= info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS;
+            if !direct {
+                b.flags &= !uapi::LO_FLAGS_DIRECT_IO;
+            }
             if io.is_some() {
                 self.set_io(io);
             }
@@ -561,23 +608,46 @@ impl LoopDevice {
         Ok(())
     }
 
-    /// `LOOP_SET_DIRECT_IO`. Only "off" is possible until the DIO path
-    /// exists; "on" is refused as C refuses it when DIO is not possible.
-    fn set_direct_io(&self, arg: usize) -> Result {
-        let inner = self.inner.lock();
-        if !matches!(inner.state, State::Bound(_)) {
+    /// `LOOP_SET_DIRECT_IO`, as `loop_set_dio()`: any non-zero `arg` turns
+    /// direct I/O on, which fails with `EINVAL` when the alignment rules
+    /// rule it out; the device then stays as it was.
+    fn set_direct_io(&self, disk: &DiskRef, arg: usize) -> Result {
+        let mut inner = self.inner.lock();
+        let State::Bound(b) = &mut inner.state else {
             return Err(ENXIO);
+        };
+        let on = arg != 0;
+        if on == (b.flags & uapi::LO_FLAGS_DIRECT_IO != 0) {
+            return Ok(());
         }
-        if arg != 0 {
-            return Err(EINVAL);
+        if on {
+            if !can_use_dio(&b.file, b.dio_align, disk.logical_block_size(), b.offset) {
+                return Err(EINVAL);
+            }
+            // Write back the page cache before I/O starts going around it.
+            let _ = b.file.fsync();
+        }
+        let io = self.remake_io(b.offset, on)?;
+        let mut limits = disk.start_limits_update();
+        limits.set_dma_alignment(b.dio_align.dma_alignment(on));
+        // In-flight I/O of the old mode drains before the switch.
+        let _frozen = disk.freeze();
+        limits.commit()?;
+        if on {
+            b.flags |= uapi::LO_FLAGS_DIRECT_IO;
+        } else {
+            b.flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        }
+        if io.is_some() {
+            self.set_io(io);
         }
         Ok(())
     }
 
     /// `LOOP_SET_BLOCK_SIZE`, as `loop_set_block_size()`.
     fn set_block_size(&self, disk: &DiskRef, arg: usize) -> Result {
-        let inner = self.inner.lock();
-        let State::Bound(b) = &inner.state else {
+        let mut inner = self.inner.lock();
+        let State::Bound(b) = &mut inner.state else {
             return Err(ENXIO);
         };
         if disk.logical_block_size() as usize == arg {
@@ -585,9 +655,22 @@ impl LoopDevice {
         }
         let bsize = u32::try_from(arg).map_err(|_| EINVAL)?;
         disk.sync_and_invalidate();
-        let limits = BoundLimits::new(&b.file, b.flags, bsize);
+        // A smaller block size can rule direct I/O out (`loop_update_dio()`).
+        let mut flags = b.flags;
+        if !can_use_dio(&b.file, b.dio_align, bsize, b.offset) {
+            flags &= !uapi::LO_FLAGS_DIRECT_IO;
+        }
+        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
+        let io = self.remake_io(b.offset, direct)?;
+        let mut limits = disk.start_limits_update();
+        BoundLimits::new(&b.file, flags, bsize, b.dio_align).apply(&mut limits);
         let _frozen = disk.freeze();
-        disk.update_limits(|lim| limits.apply(lim))
+        limits.commit()?;
+        b.flags = flags;
+        if io.is_some() {
+            self.set_io(io);
+        }
+        Ok(())
     }
 
     // --- I/O ----------------------------------------------------------------
@@ -611,26 +694,18 @@ impl LoopDevice {
                 };
                 Self::fallocate(io, mode, pos, bytes)
             }
-            // A short write is not an error, as in C.
-            ReqOp::Write => rq
-                .iter(true)
-                .and_then(|mut it| io.file.write_at(&mut it, pos))
-                .map(|_| ()),
+            ReqOp::Read | ReqOp::Write if io.direct => {
+                // Ends in `direct_done`.
+                let write = rq.op() == ReqOp::Write;
+                return rq.submit_direct(io.file.clone_ref(), pos, write);
+            }
+            ReqOp::Write => {
+                let result = rq.transfer(&io.file, pos, true);
+                return Self::finish_rw(rq, result);
+            }
             ReqOp::Read => {
-                match rq
-                    .iter(false)
-                    .and_then(|mut it| io.file.read_at(&mut it, pos))
-                {
-                    Ok(n) if n == bytes as usize => Ok(()),
-                    // Short read: finish what was read and retry the rest.
-                    Ok(n) if n > 0 => return rq.advance_and_requeue(n as u32),
-                    // Nothing left to read (past the end of the file).
-                    Ok(_) => {
-                        rq.zero_fill();
-                        Err(EIO)
-                    }
-                    Err(e) => Err(e),
-                }
+                let result = rq.transfer(&io.file, pos, false);
+                return Self::finish_rw(rq, result);
             }
             ReqOp::Other => Err(EIO),
         };
@@ -638,6 +713,23 @@ impl LoopDevice {
             Ok(()) => BlkStatus::OK,
             Err(e) => BlkStatus::from_error(e),
         });
+    }
+
+    /// Ends a read or write that moved `result` bytes, buffered or direct,
+    /// as `lo_complete_rq()`. A short write is not an error, as in C.
+    fn finish_rw(rq: Request, result: Result<usize>) {
+        let status = match result {
+            Ok(n) if n == rq.bytes() as usize || rq.op() != ReqOp::Read => BlkStatus::OK,
+            // Short read: finish what was read and retry the rest.
+            Ok(n) if n > 0 => return rq.advance_and_requeue(n as u32),
+            // Nothing left to read (past the end of the file).
+            Ok(_) => {
+                rq.zero_fill();
+                BlkStatus::io_error()
+            }
+            Err(e) => BlkStatus::from_error(e),
+        };
+        rq.end(status);
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -657,6 +749,21 @@ fn check_backing_file(file: &BackingFile) -> Result {
         return Err(EINVAL);
     }
     Ok(())
+}
+
+/// The direct I/O alignment of `file`, as `loop_update_dio_alignment()`.
+fn dio_align_of(file: &BackingFile) -> DioAlign {
+    DioAlign::choose(
+        file.statx_dio_align(),
+        file.fs_bdev_align(),
+        kernel::page::PAGE_SIZE as u32,
+    )
+}
+
+/// `lo_can_use_dio()`: the file supports `O_DIRECT`, and a device of logical
+/// block size `bsize` at `offset` meets its alignment.
+fn can_use_dio(file: &BackingFile, align: DioAlign, bsize: u32, offset: u64) -> bool {
+    file.can_direct_io() && align.allows(bsize, offset)
 }
 
 fn check_info(info: &LoopInfo64) -> Result {
@@ -679,6 +786,7 @@ fn check_info(info: &LoopInfo64) -> Result {
 /// worked out before the queue is frozen, applied while it is.
 struct BoundLimits {
     bsize: u32,
+    dma_alignment: u32,
     discard_sectors: u32,
     discard_granularity: u32,
     write_cache: bool,
@@ -686,10 +794,11 @@ struct BoundLimits {
 }
 
 impl BoundLimits {
-    fn new(file: &BackingFile, flags: u32, bsize: u32) -> Self {
+    fn new(file: &BackingFile, flags: u32, bsize: u32, dio_align: DioAlign) -> Self {
         let (discard_sectors, discard_granularity) = discard_limits(file);
         Self {
             bsize,
+            dma_alignment: dio_align.dma_alignment(flags & uapi::LO_FLAGS_DIRECT_IO != 0),
             discard_sectors,
             discard_granularity,
             // Flushes reach the driver only with a write cache.
@@ -700,7 +809,7 @@ impl BoundLimits {
 
     fn apply(&self, lim: &mut Limits) {
         lim.set_block_size(self.bsize);
-        lim.set_dma_alignment(511);
+        lim.set_dma_alignment(self.dma_alignment);
         lim.set_features(self.write_cache, self.rotational);
         lim.set_discard(self.discard_sectors, self.discard_granularity);
     }
@@ -876,10 +985,14 @@ impl DiskDriver for LoopDevice {
                 this.set_block_size(disk, arg)?
             }
             uapi::LOOP_SET_CAPACITY => this.set_capacity(disk)?,
-            uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(arg)?,
+            uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(disk, arg)?,
             _ => return Err(EINVAL),
         }
         Ok(0)
+    }
+
+    fn direct_done(_this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>) {
+        Self::finish_rw(rq, result);
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {

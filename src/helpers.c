@@ -324,3 +324,72 @@ bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned in
 	iter->iov_offset = bio->bi_iter.bi_offset;
 	return true;
 }
+
+/* Direct I/O */
+bool rloop_file_can_odirect(struct file *file);
+bool rloop_file_o_direct(struct file *file);
+int rloop_file_statx_dioalign(struct file *file, u32 *offset_align, u32 *mem_align);
+bool rloop_file_sb_bdev_align(struct file *file, u32 *lbs, u32 *dma_mask);
+unsigned short rloop_rq_ioprio(struct request *rq);
+void rloop_kiocb_start_write(struct kiocb *iocb);
+void rloop_kiocb_end_write(struct kiocb *iocb);
+
+bool rloop_file_can_odirect(struct file *file)
+{
+	return file->f_mode & FMODE_CAN_ODIRECT;
+}
+
+bool rloop_file_o_direct(struct file *file)
+{
+	return file->f_flags & O_DIRECT;
+}
+
+/* STATX_DIOALIGN of the file; -EOPNOTSUPP when the filesystem has none. */
+int rloop_file_statx_dioalign(struct file *file, u32 *offset_align, u32 *mem_align)
+{
+	struct kstat st;
+	int err = vfs_getattr(&file->f_path, &st, STATX_DIOALIGN, 0);
+
+	if (err)
+		return err;
+	if (!(st.result_mask & STATX_DIOALIGN))
+		return -EOPNOTSUPP;
+	*offset_align = st.dio_offset_align;
+	*mem_align = st.dio_mem_align;
+	return 0;
+}
+
+/* The logical block size and DMA alignment of the file's sb->s_bdev. */
+bool rloop_file_sb_bdev_align(struct file *file, u32 *lbs, u32 *dma_mask)
+{
+	struct block_device *sb_bdev = file->f_mapping->host->i_sb->s_bdev;
+
+	if (!sb_bdev)
+		return false;
+	*lbs = bdev_logical_block_size(sb_bdev);
+	*dma_mask = bdev_dma_alignment(sb_bdev);
+	return true;
+}
+
+unsigned short rloop_rq_ioprio(struct request *rq)
+{
+	return req_get_ioprio(rq);
+}
+
+void rloop_kiocb_start_write(struct kiocb *iocb)
+{
+	kiocb_start_write(iocb);
+}
+
+void rloop_kiocb_end_write(struct kiocb *iocb)
+{
+	kiocb_end_write(iocb);
+}
+
+/* queue_limits_cancel_update() */
+void rloop_limits_cancel_update(struct request_queue *q);
+
+void rloop_limits_cancel_update(struct request_queue *q)
+{
+	queue_limits_cancel_update(q);
+}

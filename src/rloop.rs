@@ -11,6 +11,7 @@
 
 mod control;
 mod device;
+pub mod direct_io;
 pub mod params;
 pub mod sys;
 pub mod uapi;

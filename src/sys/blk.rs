@@ -12,9 +12,11 @@
 use core::{
     fmt::Write,
     marker::PhantomData,
+    mem::{ManuallyDrop, MaybeUninit},
     ptr::NonNull,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, Ordering},
 };
+use super::file::BackingFile;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -60,6 +62,10 @@ extern "C" {
     fn rloop_disk_sysfs_add(disk: *mut bindings::gendisk) -> c_int;
     fn rloop_disk_sysfs_remove(disk: *mut bindings::gendisk);
     fn rloop_file_path_show(file: *mut bindings::file, buf: *mut c_char) -> isize;
+    fn rloop_rq_ioprio(rq: *mut bindings::request) -> u16;
+    fn rloop_kiocb_start_write(iocb: *mut bindings::kiocb);
+    fn rloop_kiocb_end_write(iocb: *mut bindings::kiocb);
+    fn rloop_limits_cancel_update(q: *mut bindings::request_queue);
 }
 
 /// A block status code, `blk_status_t`.
@@ -152,46 +158,114 @@ impl Request {
         unsafe { rloop_rq_nounmap(self.raw()) }
     }
 
-    /// An `iov_iter` over the request's data, for reading into it
-    /// (`write == false`) or writing from it. A one-bio request uses the
-    /// bio's own bvecs; for several bios the bvecs are gathered into an
-    /// array first, as C does, which allocates: call it inside a
+    /// Reads into the request's data from `file` at `pos` (`write ==
+    /// false`), or writes it there, synchronously through the page cache;
+    /// returns the bytes moved, short at the end of the file. As C's
+    /// `lo_rw_aio()` without `use_aio`, the kiocb has no flags: an
+    /// `O_DIRECT` backing file is still read and written buffered here.
+    /// Writes hold the file's freeze protection for the call. Gathering
+    /// the bvecs of a several-bio request allocates: call this inside a
     /// [`super::NoIo`] scope.
-    pub fn iter(&self, write: bool) -> Result<RqIter<'_>> {
-        let dir = if write {
-            bindings::ITER_SOURCE
+    pub fn transfer(&self, file: &BackingFile, pos: u64, write: bool) -> Result<usize> {
+        let op = file.rw_iter_op(write).ok_or(EINVAL)?;
+        // SAFETY: By the type invariant the request is live; the iterator
+        // is used below, while the request and `_bvecs` are.
+        let (mut iter, _bvecs) = unsafe { rq_iter(self.raw(), write) }?;
+        let mut iocb = bindings::kiocb {
+            ki_filp: file.raw(),
+            ki_pos: pos as bindings::loff_t,
+            // SAFETY: By the type invariant the request is live.
+            ki_ioprio: unsafe { rloop_rq_ioprio(self.raw()) },
+            // No `ki_complete`: a synchronous kiocb.
+            ..pin_init::zeroed()
+        };
+        // SAFETY: The kiocb is filled in for a file the caller keeps open;
+        // the iterator covers the request's pages; `op` is the file's own
+        // operation. A synchronous kiocb is done when `op` returns.
+        let ret = unsafe {
+            if write {
+                rloop_kiocb_start_write(&mut iocb);
+            }
+            let ret = op(&mut iocb, &mut iter.0);
+            if write {
+                rloop_kiocb_end_write(&mut iocb);
+            }
+            ret
+        };
+        if ret < 0 {
+            Err(Error::from_errno(ret as c_int))
         } else {
-            bindings::ITER_DEST
-        };
-        let mut it = RqIter {
-            iter: pin_init::zeroed(),
-            _bvecs: KVec::new(),
-            _rq: PhantomData,
-        };
-        // SAFETY: By the type invariant the request is live; the helper
-        // fills `iter` for a one-bio request and leaves it otherwise.
-        if unsafe { rloop_rq_iter_single(self.raw(), &mut it.iter.0, dir) } {
-            return Ok(it);
+            Ok(ret as usize)
         }
+    }
+
+    /// Submits the request's data as direct, asynchronous I/O to `file` at
+    /// `pos`: a read (`write == false`) into the request, or a write from
+    /// it, through a kiocb with `IOCB_DIRECT` in the request's own data, as
+    /// `lo_rw_aio()`. Writes take the file's freeze protection until the
+    /// I/O ends.
+    ///
+    /// Whether the filesystem finishes the I/O at once or later from its
+    /// `ki_complete`, the request then goes to `blk_mq_complete_request`,
+    /// and the driver gets it back, exactly once, in
+    /// [`DiskDriver::direct_done`] with the byte count or the error.
+    /// Gathering the bvecs of a several-bio request allocates: call this
+    /// inside a [`super::NoIo`] scope.
+    pub fn submit_direct(self, file: BackingFile, pos: u64, write: bool) {
+        let Some(op) = file.rw_iter_op(write) else {
+            return self.end(BlkStatus::io_error());
+        };
         // SAFETY: By the type invariant the request is live.
-        let n = unsafe { rloop_rq_nr_bvec(self.raw()) } as usize;
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        // SAFETY: `v` has room for `n` bvecs; the helper writes at most `n`;
-        // the iterator covers the request's bytes over them.
-        unsafe {
-            let got = rloop_rq_bvecs(self.raw(), v.as_mut_ptr(), n as c_uint);
-            v.inc_len(got as usize);
-            bindings::iov_iter_bvec(
-                &mut it.iter.0,
-                dir,
-                v.as_ptr(),
-                got as c_ulong,
-                self.bytes() as usize,
-            );
+        let (mut iter, bvecs) = match unsafe { rq_iter(self.raw(), write) } {
+            Ok(it) => it,
+            Err(_) => return self.end(BlkStatus::io_error()),
+        };
+        // From here the command owns the request, until `Cmd::put` hands it
+        // to `blk_mq_complete_request`.
+        let rq = ManuallyDrop::new(self);
+        let raw = rq.raw();
+        // SAFETY: The request is live and owned by the driver, so its
+        // command is ours to fill; nothing else uses it until the kiocb is
+        // submitted below. Every field is written before it is read.
+        let cmd = unsafe {
+            let cmd = Cmd::of(raw);
+            (&raw mut (*cmd).iocb).write(bindings::kiocb {
+                ki_filp: file.raw(),
+                ki_pos: pos as bindings::loff_t,
+                ki_complete: Some(Cmd::ki_complete),
+                ki_flags: bindings::IOCB_DIRECT as c_int,
+                ki_ioprio: rloop_rq_ioprio(raw),
+                ..pin_init::zeroed()
+            });
+            (&raw mut (*cmd).refs).write(AtomicU32::new(2));
+            (&raw mut (*cmd).ret).write(AtomicIsize::new(0));
+            (&raw mut (*cmd).io).write(MaybeUninit::new(InFlight {
+                _file: file,
+                _bvecs: bvecs,
+                write,
+            }));
+            cmd
+        };
+        // SAFETY: The kiocb is filled in and its file is held by the
+        // command until the I/O ends; the iterator covers the request's
+        // pages, and the bvecs it points to are held by the command too.
+        // `op` is the file's own operation.
+        let ret = unsafe {
+            let iocb = &raw mut (*cmd).iocb;
+            if write {
+                rloop_kiocb_start_write(iocb);
+            }
+            op(iocb, &mut iter.0)
+        };
+        // SAFETY: The submitter's reference; after it the command may be
+        // completed, and it is not used again unless the completion's
+        // reference is still ours (a result other than `-EIOCBQUEUED`).
+        unsafe { Cmd::put(cmd) };
+        if ret != -(bindings::EIOCBQUEUED as isize) {
+            // SAFETY: The filesystem finished at once and will not call
+            // `ki_complete`: its reference is ours to drop.
+            unsafe { Cmd::ki_complete(cmd.cast(), ret as c_long) };
         }
-        // Moving the vector moves only its pointer: the bvecs stay put.
-        it._bvecs = v;
-        Ok(it)
     }
 
     /// Zero-fills all the request's data.
@@ -235,18 +309,127 @@ pub(crate) struct RawIter(pub(crate) bindings::iov_iter);
 // SAFETY: All zeroes is a valid (empty) `iov_iter`.
 unsafe impl Zeroable for RawIter {}
 
-/// An `iov_iter` over a request's data, and the gathered bvecs it points
-/// into when the request has several bios.
-pub struct RqIter<'a> {
-    iter: RawIter,
-    _bvecs: KVec<bindings::bio_vec>,
-    _rq: PhantomData<&'a Request>,
+/// An `iov_iter` over the data of `rq`: over the bio's own bvecs for a
+/// one-bio request, else over an array the bvecs are gathered into, as C
+/// does; that allocates.
+///
+/// # Safety
+///
+/// `rq` is a live request owned by the caller; the iterator is valid while
+/// the request and the returned vector are.
+unsafe fn rq_iter(
+    rq: *mut bindings::request,
+    write: bool,
+) -> Result<(RawIter, KVec<bindings::bio_vec>)> {
+    let dir = if write {
+        bindings::ITER_SOURCE
+    } else {
+        bindings::ITER_DEST
+    };
+    let mut iter: RawIter = pin_init::zeroed();
+    // SAFETY: The request is live; the helper fills `iter` for a one-bio
+    // request and leaves it otherwise.
+    if unsafe { rloop_rq_iter_single(rq, &mut iter.0, dir) } {
+        return Ok((iter, KVec::new()));
+    }
+    // SAFETY: The request is live.
+    let n = unsafe { rloop_rq_nr_bvec(rq) } as usize;
+    let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+    // SAFETY: `v` has room for `n` bvecs; the helper writes at most `n`;
+    // the iterator covers the request's bytes over them. Moving the vector
+    // later moves only its pointer: the bvecs stay put.
+    unsafe {
+        let got = rloop_rq_bvecs(rq, v.as_mut_ptr(), n as c_uint);
+        v.inc_len(got as usize);
+        bindings::iov_iter_bvec(&mut iter.0, dir, v.as_ptr(), got as c_ulong, rloop_rq_bytes(rq) as usize);
+    }
+    Ok((iter, v))
 }
 
-impl RqIter<'_> {
-    /// The iterator, for `vfs_iter_read`/`vfs_iter_write`.
-    pub(crate) fn as_raw(&mut self) -> *mut bindings::iov_iter {
-        &mut self.iter.0
+/// What a direct I/O holds while it is in flight.
+struct InFlight {
+    /// `ki_filp`'s reference, held until the I/O ends.
+    _file: BackingFile,
+    /// The gathered bvecs the bios point into (empty for one bio), held
+    /// until the I/O ends.
+    _bvecs: KVec<bindings::bio_vec>,
+    write: bool,
+}
+
+/// The per-request data of the tag set (`cmd_size`): the kiocb of a direct
+/// I/O and what it needs until it ends, as `struct loop_cmd`.
+///
+/// # Invariants
+///
+/// Between [`Request::submit_direct`] and the drop of the last reference
+/// in [`Cmd::put`], every field is initialised, `io` included, and `refs`
+/// counts the submitter and the completion; `iocb` is first, so a pointer
+/// to it is a pointer to the command.
+#[repr(C)]
+struct Cmd {
+    iocb: bindings::kiocb,
+    refs: AtomicU32,
+    /// The result: bytes done, or a negative errno.
+    ret: AtomicIsize,
+    io: MaybeUninit<InFlight>,
+}
+
+impl Cmd {
+    /// The command of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` belongs to a tag set made by [`TagSet::new`], whose `cmd_size`
+    /// is that of `Cmd`.
+    unsafe fn of(rq: *mut bindings::request) -> *mut Cmd {
+        // SAFETY: The PDU follows the request, `cmd_size` bytes, aligned
+        // for the request and so for `Cmd`.
+        unsafe { bindings::blk_mq_rq_to_pdu(rq).cast() }
+    }
+
+    /// `ki_complete`: records the result and drops the completion's
+    /// reference. May run in interrupt context.
+    ///
+    /// # Safety
+    ///
+    /// `iocb` is the kiocb of a command in flight, and the caller holds the
+    /// completion's reference.
+    unsafe extern "C" fn ki_complete(iocb: *mut bindings::kiocb, ret: c_long) {
+        let cmd = iocb.cast::<Cmd>();
+        // SAFETY: By the type invariant `iocb` is the start of the command,
+        // which is in flight.
+        unsafe {
+            (*cmd).ret.store(ret as isize, Ordering::Relaxed);
+            Cmd::put(cmd);
+        }
+    }
+
+    /// Drops a reference; the last one releases the file, the bvecs and
+    /// the write freeze protection, and completes the request, as
+    /// `lo_rw_aio_do_completion()`.
+    ///
+    /// # Safety
+    ///
+    /// `cmd` is in flight and the caller holds one of its references, which
+    /// it gives up.
+    unsafe fn put(cmd: *mut Cmd) {
+        // SAFETY: The command is in flight, so `refs` is initialised.
+        // Release orders this reference holder's writes (the result) before
+        // the last holder's reads, which Acquire.
+        if unsafe { (*cmd).refs.fetch_sub(1, Ordering::AcqRel) } != 1 {
+            return;
+        }
+        // SAFETY: This was the last reference: nothing else uses the command,
+        // `io` is initialised and is read out once. The request is still
+        // owned by the driver and goes to blk-mq's completion exactly once.
+        unsafe {
+            let io = (*cmd).io.assume_init_read();
+            if io.write {
+                rloop_kiocb_end_write(&raw mut (*cmd).iocb);
+            }
+            drop(io);
+            bindings::blk_mq_complete_request(bindings::blk_mq_rq_from_pdu(cmd.cast()));
+        }
     }
 }
 
@@ -450,16 +633,71 @@ impl DiskRef {
         }
     }
 
+    /// Starts a change of the queue limits: the guard holds the limits lock
+    /// and a copy to edit, until [`LimitsUpdate::commit`] validates and
+    /// applies it or the guard is dropped. Take it before freezing the
+    /// queue, in the block layer's lock order.
+    pub fn start_limits_update(&self) -> LimitsUpdate<'_> {
+        let mut lim = Limits(pin_init::zeroed());
+        // SAFETY: The queue is valid; `start_update` takes `limits_lock`,
+        // which the guard releases by commit or cancel.
+        unsafe { rloop_limits_start_update(self.queue(), &mut lim.0) };
+        LimitsUpdate {
+            disk: self,
+            lim: ManuallyDrop::new(lim),
+        }
+    }
+
     /// Changes the queue limits: `f` edits a copy taken under the limits
     /// lock, and the result is validated and committed.
     pub fn update_limits(&self, f: impl FnOnce(&mut Limits)) -> Result {
-        let mut lim = Limits(pin_init::zeroed());
-        // SAFETY: The queue is valid; `start_update` takes `limits_lock`,
-        // which `queue_limits_commit_update` releases.
-        unsafe { rloop_limits_start_update(self.queue(), &mut lim.0) };
-        f(&mut lim);
-        // SAFETY: As above; `lim` came from `start_update` on this queue.
-        to_result(unsafe { bindings::queue_limits_commit_update(self.queue(), &mut lim.0) })
+        let mut update = self.start_limits_update();
+        f(&mut update);
+        update.commit()
+    }
+}
+
+/// Queue limits being changed, with the queue's limits lock held.
+///
+/// # Invariants
+///
+/// `lim` came from `queue_limits_start_update` on `disk`'s queue, whose
+/// `limits_lock` is held until commit or drop.
+pub struct LimitsUpdate<'a> {
+    disk: &'a DiskRef,
+    lim: ManuallyDrop<Limits>,
+}
+
+impl LimitsUpdate<'_> {
+    /// Validates and applies the limits (`queue_limits_commit_update`); the
+    /// lock is released either way.
+    pub fn commit(self) -> Result {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: By the type invariant the lock is held; commit releases
+        // it, and `this` is not dropped, so it is not released twice.
+        to_result(unsafe {
+            bindings::queue_limits_commit_update(this.disk.queue(), &mut this.lim.0)
+        })
+    }
+}
+
+impl core::ops::Deref for LimitsUpdate<'_> {
+    type Target = Limits;
+    fn deref(&self) -> &Limits {
+        &self.lim
+    }
+}
+
+impl core::ops::DerefMut for LimitsUpdate<'_> {
+    fn deref_mut(&mut self) -> &mut Limits {
+        &mut self.lim
+    }
+}
+
+impl Drop for LimitsUpdate<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the lock is held and not committed.
+        unsafe { rloop_limits_cancel_update(self.disk.queue()) };
     }
 }
 
@@ -615,6 +853,11 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
 
     /// A request from the queue, already started, now owned by the driver.
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request);
+
+    /// A request given to [`Request::submit_direct`] is done: `result` is
+    /// the number of bytes transferred, or the error. Runs in the
+    /// completion context of blk-mq (often a softirq): it must not sleep.
+    fn direct_done(this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>);
 }
 
 struct Callbacks<T: DiskDriver>(PhantomData<T>);
@@ -622,6 +865,7 @@ struct Callbacks<T: DiskDriver>(PhantomData<T>);
 impl<T: DiskDriver> Callbacks<T> {
     const MQ_OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq),
+        complete: Some(Self::complete),
         ..pin_init::zeroed()
     };
 
@@ -663,6 +907,35 @@ impl<T: DiskDriver> Callbacks<T> {
         // INVARIANT: the request is started and now owned by the driver.
         T::queue_rq(this, Request { ptr: rq });
         BlkStatus::OK.0
+    }
+
+    /// `blk_mq_ops.complete`, which blk-mq calls for the requests
+    /// [`Cmd::put`] hands to `blk_mq_complete_request`: only direct I/O.
+    ///
+    /// # Safety
+    ///
+    /// Called by blk-mq, once, for such a request of a disk made by
+    /// [`Disk::new`].
+    unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        // SAFETY: The request is live and its command was filled in by
+        // `submit_direct`; the queue data is alive until `free_disk`, which
+        // cannot come while a request is in flight.
+        let (ret, this) = unsafe {
+            let ret = (*Cmd::of(rq)).ret.load(Ordering::Relaxed);
+            (ret, Self::borrow((*(*rq).q).queuedata))
+        };
+        let result = if ret < 0 {
+            Err(Error::from_errno(ret as c_int))
+        } else {
+            Ok(ret as usize)
+        };
+        // INVARIANT: `submit_direct` gave up the request, and blk-mq hands it
+        // back once: it is started, owned by the driver, not ended.
+        // SAFETY: `rq` is not null.
+        let rq = Request {
+            ptr: unsafe { NonNull::new_unchecked(rq) },
+        };
+        T::direct_done(this, rq, result);
     }
 
     /// # Safety
@@ -758,7 +1031,7 @@ impl<T: DiskDriver> TagSet<T> {
                         nr_hw_queues,
                         queue_depth,
                         numa_node: bindings::NUMA_NO_NODE,
-                        cmd_size: 0,
+                        cmd_size: size_of::<Cmd>() as c_uint,
                         flags,
                         nr_maps: 1,
                         ..pin_init::zeroed()

@@ -13,8 +13,6 @@ use kernel::{
     sync::aref::ARef,
 };
 
-use super::blk::RqIter;
-
 #[allow(improper_ctypes)]
 extern "C" {
     fn rloop_file_mode_write(file: *mut bindings::file) -> bool;
@@ -25,6 +23,14 @@ extern "C" {
     fn rloop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
     fn rloop_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
     fn rloop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
+    fn rloop_file_can_odirect(file: *mut bindings::file) -> bool;
+    fn rloop_file_o_direct(file: *mut bindings::file) -> bool;
+    fn rloop_file_statx_dioalign(
+        file: *mut bindings::file,
+        offset_align: *mut u32,
+        mem_align: *mut u32,
+    ) -> c_int;
+    fn rloop_file_sb_bdev_align(file: *mut bindings::file, lbs: *mut u32, dma: *mut u32) -> bool;
 }
 
 /// `fallocate` mode bits of `include/uapi/linux/falloc.h`.
@@ -175,25 +181,6 @@ impl BackingFile {
         })
     }
 
-    /// Reads into the request's data from `pos`; returns the bytes read
-    /// (short at end of file).
-    pub fn read_at(&self, iter: &mut RqIter<'_>, pos: u64) -> Result<usize> {
-        let mut off = pos as bindings::loff_t;
-        // SAFETY: The file is valid and `iter` describes the live pages of
-        // a request the caller owns.
-        let ret = unsafe { bindings::vfs_iter_read(self.raw(), iter.as_raw(), &mut off, 0) };
-        to_len(ret)
-    }
-
-    /// Writes the request's data at `pos`; returns the bytes written.
-    /// `vfs_iter_write` takes the freeze protection itself.
-    pub fn write_at(&self, iter: &mut RqIter<'_>, pos: u64) -> Result<usize> {
-        let mut off = pos as bindings::loff_t;
-        // SAFETY: As for `read_at`.
-        let ret = unsafe { bindings::vfs_iter_write(self.raw(), iter.as_raw(), &mut off, 0) };
-        to_len(ret)
-    }
-
     /// `vfs_fsync(file, 0)`.
     pub fn fsync(&self) -> Result {
         // SAFETY: The file is valid.
@@ -250,19 +237,55 @@ impl BackingFile {
         }
     }
 
+    /// Whether the file supports direct I/O (`FMODE_CAN_ODIRECT`).
+    pub fn can_direct_io(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_can_odirect(self.raw()) }
+    }
+
+    /// Whether the file was opened with `O_DIRECT`.
+    pub fn opened_direct(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_o_direct(self.raw()) }
+    }
+
+    /// The file's direct I/O alignment from `STATX_DIOALIGN`: the offset
+    /// alignment and the memory alignment, in bytes (both 0 when the file
+    /// cannot do direct I/O). `None` when the filesystem does not say.
+    pub fn statx_dio_align(&self) -> Option<(u32, u32)> {
+        let (mut offset, mut mem) = (0, 0);
+        // SAFETY: The file is valid; the outputs are writable.
+        let ret = unsafe { rloop_file_statx_dioalign(self.raw(), &mut offset, &mut mem) };
+        (ret == 0).then_some((offset, mem))
+    }
+
+    /// The logical block size and DMA alignment mask of the block device
+    /// the file's filesystem is on, if it is on one.
+    pub fn fs_bdev_align(&self) -> Option<(u32, u32)> {
+        let (mut lbs, mut dma) = (0, 0);
+        // SAFETY: The file is valid; its superblock's bdev, if any, lives
+        // while the filesystem is mounted, which the open file ensures.
+        unsafe { rloop_file_sb_bdev_align(self.raw(), &mut lbs, &mut dma) }.then_some((lbs, dma))
+    }
+
+    /// The operation that reads (`write == false`) or writes through a
+    /// kiocb, if the file has it.
+    pub(crate) fn rw_iter_op(
+        &self,
+        write: bool,
+    ) -> Option<unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize> {
+        if write {
+            self.fops().write_iter
+        } else {
+            self.fops().read_iter
+        }
+    }
+
     /// Clones the reference.
     pub fn clone_ref(&self) -> Self {
         Self {
             file: self.file.clone(),
         }
-    }
-}
-
-fn to_len(ret: isize) -> Result<usize> {
-    if ret < 0 {
-        Err(Error::from_errno(ret as i32))
-    } else {
-        Ok(ret as usize)
     }
 }
 

@@ -6,3 +6,6 @@ pub mod uapi;
 
 #[path = "../../src/params.rs"]
 pub mod params;
+
+#[path = "../../src/direct_io.rs"]
+pub mod direct_io;
