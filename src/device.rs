@@ -676,9 +676,12 @@ impl LoopDevice {
     // --- I/O ----------------------------------------------------------------
 
     /// Runs one request against the backing file, as `do_req_filebacked()`
-    /// and `lo_complete_rq()` do for buffered I/O.
+    /// does: to its end for buffered I/O, or until it is submitted for
+    /// direct I/O.
     fn handle(io: &IoConfig, rq: Request) {
-        let pos = rq.pos() + io.offset;
+        // A flush has no position (its sector is all ones), so the sum may
+        // wrap; it is only used by the operations that have one.
+        let pos = rq.pos().wrapping_add(io.offset);
         let bytes = rq.bytes();
         let result = match rq.op() {
             ReqOp::Flush => io

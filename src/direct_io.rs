@@ -91,7 +91,13 @@ mod tests {
     #[test]
     fn statx_wins_when_it_reports_memory_alignment() {
         let a = DioAlign::choose(Some((4096, 512)), Some((512, 511)), PAGE);
-        assert_eq!(a, DioAlign { min_size: 4096, mem_mask: 511 });
+        assert_eq!(
+            a,
+            DioAlign {
+                min_size: 4096,
+                mem_mask: 511
+            }
+        );
         // A memory alignment above a page is capped at a page.
         let a = DioAlign::choose(Some((512, 65536)), None, PAGE);
         assert_eq!(a.mem_mask, PAGE - 1);
@@ -100,32 +106,60 @@ mod tests {
     #[test]
     fn zeroed_statx_falls_back_to_the_fs_device_then_512() {
         let a = DioAlign::choose(Some((0, 0)), Some((4096, 3)), PAGE);
-        assert_eq!(a, DioAlign { min_size: 4096, mem_mask: 3 });
+        assert_eq!(
+            a,
+            DioAlign {
+                min_size: 4096,
+                mem_mask: 3
+            }
+        );
         let a = DioAlign::choose(None, None, PAGE);
-        assert_eq!(a, DioAlign { min_size: 512, mem_mask: 511 });
+        assert_eq!(
+            a,
+            DioAlign {
+                min_size: 512,
+                mem_mask: 511
+            }
+        );
     }
 
     #[test]
     fn allows_needs_block_size_and_offset_alignment() {
-        let a = DioAlign { min_size: 4096, mem_mask: 511 };
+        let a = DioAlign {
+            min_size: 4096,
+            mem_mask: 511,
+        };
         assert!(a.allows(4096, 0));
         assert!(a.allows(4096, 8192));
         assert!(!a.allows(512, 0), "block size below the minimum");
         assert!(!a.allows(4096, 512), "misaligned offset");
-        let a = DioAlign { min_size: 512, mem_mask: 511 };
+        let a = DioAlign {
+            min_size: 512,
+            mem_mask: 511,
+        };
         assert!(a.allows(512, 1 << 20));
         assert!(!a.allows(512, 256));
-        assert!(!DioAlign { min_size: 0, mem_mask: 0 }.allows(512, 0));
+        assert!(!DioAlign {
+            min_size: 0,
+            mem_mask: 0
+        }
+        .allows(512, 0));
     }
 
     #[test]
     fn block_size_and_dma_alignment_follow_the_mode() {
-        let a = DioAlign { min_size: 4096, mem_mask: 3 };
+        let a = DioAlign {
+            min_size: 4096,
+            mem_mask: 3,
+        };
         assert_eq!(a.default_block_size(true), 4096);
         assert_eq!(a.default_block_size(false), 512);
         assert_eq!(a.dma_alignment(true), 511);
         assert_eq!(a.dma_alignment(false), 511);
-        let a = DioAlign { min_size: 512, mem_mask: 4095 };
+        let a = DioAlign {
+            min_size: 512,
+            mem_mask: 4095,
+        };
         assert_eq!(a.dma_alignment(true), 4095);
         assert_eq!(a.dma_alignment(false), 511);
     }

@@ -9,6 +9,7 @@
 //! C headers: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h),
 //! [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h).
 
+use super::file::BackingFile;
 use core::{
     fmt::Write,
     marker::PhantomData,
@@ -16,7 +17,6 @@ use core::{
     ptr::NonNull,
     sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, Ordering},
 };
-use super::file::BackingFile;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -341,7 +341,13 @@ unsafe fn rq_iter(
     unsafe {
         let got = rloop_rq_bvecs(rq, v.as_mut_ptr(), n as c_uint);
         v.inc_len(got as usize);
-        bindings::iov_iter_bvec(&mut iter.0, dir, v.as_ptr(), got as c_ulong, rloop_rq_bytes(rq) as usize);
+        bindings::iov_iter_bvec(
+            &mut iter.0,
+            dir,
+            v.as_ptr(),
+            got as c_ulong,
+            rloop_rq_bytes(rq) as usize,
+        );
     }
     Ok((iter, v))
 }

@@ -530,13 +530,17 @@ t_partitions() {
     unload
 }
 
-t_ext4_xfs() {
-    load
+# fs_roundtrip [LOSETUP_OPTION...]: ext4 and xfs on a loop device set up
+# with the options: mkfs, a tree and a big file written, a clean fsck, the
+# data read back byte for byte after dropping caches, and fstrim punching
+# holes in the backing file.
+fs_roundtrip() {
     local fs dev
     mkdir -p /tmp/mnt
     for fs in ext4 xfs; do
         truncate -s 320M $SCRATCH/$fs.img
-        dev=$(losetup -f --show $SCRATCH/$fs.img)
+        dev=$(losetup -f --show "$@" $SCRATCH/$fs.img)
+        if [ "$*" = "--direct-io=on" ]; then sysfs_eq /sys/block/${dev#/dev/}/loop/dio 1; fi
         if [ $fs = ext4 ]; then mkfs.ext4 -q $dev; else mkfs.xfs -q -f $dev; fi
         mount $dev /tmp/mnt
         cp -a /usr/share/doc/bash /tmp/mnt/
@@ -558,6 +562,11 @@ t_ext4_xfs() {
         umount /tmp/mnt
         losetup -d $dev
     done
+}
+
+t_ext4_xfs() {
+    load
+    fs_roundtrip
     unload
 }
 
@@ -585,6 +594,196 @@ t_rmmod_bound() {
     unload
 }
 
+# --- Direct I/O ---------------------------------------------------------------
+
+LO_FLAGS_DIRECT_IO=16
+
+# flags_of DEV: lo_flags from LOOP_GET_STATUS64.
+flags_of() { "$LOOPCTL" dev "$1" get-status64 | sed -n 's/.* flags=\([0-9]*\) .*/\1/p'; }
+
+t_dio_attach_modes() {
+    load
+    mkimg $SCRATCH/img 16
+    mkimg $SCRATCH/data 4
+    local bs off dev
+    for bs in 512 4096; do
+        for off in 0 1048576; do
+            dev=$(losetup --direct-io=on -f --show -b $bs -o $off $SCRATCH/img)
+            sysfs_eq /sys/block/loop0/loop/dio 1
+            sysfs_eq /sys/block/loop0/queue/logical_block_size $bs
+            [ "$(losetup -l -n -O DIO $dev | tr -d ' ')" = 1 ] || die "losetup -l DIO: $(losetup -l -n -O DIO $dev)"
+            [ $(( $(flags_of $dev) & LO_FLAGS_DIRECT_IO )) -ne 0 ] || die "GET_STATUS64 flags without DIRECT_IO"
+            cmp $dev <(tail -c +$((off + 1)) $SCRATCH/img) || die "bs=$bs off=$off: device reads differ"
+            # One write from O_DIRECT, one through the device's page cache.
+            dd if=$SCRATCH/data of=$dev bs=64k seek=16 oflag=direct status=none || die "direct write"
+            dd if=$SCRATCH/data of=$dev bs=1M seek=8 conv=fsync status=none || die "buffered write"
+            echo 3 >/proc/sys/vm/drop_caches
+            cmp -n 4194304 $SCRATCH/data <(tail -c +$((off + 1048576 + 1)) $SCRATCH/img) || die "bs=$bs off=$off: write 1 not in file"
+            cmp -n 4194304 $SCRATCH/data <(tail -c +$((off + 8388608 + 1)) $SCRATCH/img) || die "bs=$bs off=$off: write 2 not in file"
+            cmp $dev <(tail -c +$((off + 1)) $SCRATCH/img) || die "bs=$bs off=$off: device and file differ"
+            losetup -d $dev
+            mkimg $SCRATCH/img 16
+        done
+    done
+    # Off and on again on a bound device; an O_DIRECT backing file turns it on.
+    dev=$(losetup -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    losetup --direct-io=on $dev || die "losetup --direct-io=on on a bound device"
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    losetup --direct-io=off $dev || die "losetup --direct-io=off"
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    expect "ok 0" LOOPCTL_DEV $dev set-direct-io 7
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    losetup -d $dev
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 set-fd-direct $SCRATCH/img
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    cmp /dev/loop0 $SCRATCH/img || die "O_DIRECT backing file: reads differ"
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
+    unload
+}
+
+t_dio_misaligned_offset() {
+    load
+    mkimg $SCRATCH/img 8
+    # Asked for at attach: dropped silently, as C does.
+    local dev; dev=$(losetup --direct-io=on -f --show -o 256 $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    [ $(( $(flags_of $dev) & LO_FLAGS_DIRECT_IO )) -eq 0 ] || die "DIRECT_IO flag with a misaligned offset"
+    # Asked for on the bound device: EINVAL, and the device keeps working.
+    if losetup --direct-io=on $dev 2>/dev/null; then die "losetup --direct-io=on succeeded"; fi
+    expect "err EINVAL" LOOPCTL_DEV $dev set-direct-io 1
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    cmp -n $((8 * 1048576 - 512)) $dev <(tail -c +257 $SCRATCH/img) || die "reads differ after the refusal"
+    mkimg $SCRATCH/data 1
+    dd if=$SCRATCH/data of=$dev bs=64k seek=16 oflag=direct status=none || die "write after the refusal"
+    cmp -n 1048576 $SCRATCH/data <(tail -c +$((256 + 1048576 + 1)) $SCRATCH/img) || die "write not in file"
+    # SET_STATUS64 to a misaligned offset turns direct I/O off.
+    losetup -d $dev
+    dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    expect "ok 0" LOOPCTL_DEV $dev set-status64 256 0 0
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    losetup -d $dev
+    unload
+}
+
+t_dio_min_size() {
+    load
+    mkimg $SCRATCH/img 8
+    # A backing device of 4096-byte sectors: direct I/O needs a block size
+    # of at least 4096, which is also the default when it is asked for.
+    losetup -b 4096 /dev/loop0 $SCRATCH/img
+    expect "ok 1" "$LOOPCTL" add 1
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 configure /dev/loop0 512 $LO_FLAGS_DIRECT_IO 0 0
+    sysfs_eq /sys/block/loop1/loop/dio 0
+    expect "err EINVAL" LOOPCTL_DEV /dev/loop1 set-direct-io 1
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 set-block-size 4096
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 set-direct-io 1
+    sysfs_eq /sys/block/loop1/loop/dio 1
+    cmp /dev/loop1 $SCRATCH/img || die "reads through two devices differ"
+    # A block size below the minimum turns it off again.
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 set-block-size 512
+    sysfs_eq /sys/block/loop1/loop/dio 0
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 clr
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 configure /dev/loop0 0 $LO_FLAGS_DIRECT_IO 0 0
+    sysfs_eq /sys/block/loop1/loop/dio 1
+    sysfs_eq /sys/block/loop1/queue/logical_block_size 4096
+    cmp /dev/loop1 $SCRATCH/img || die "reads through two devices differ (4096)"
+    expect "ok 0" LOOPCTL_DEV /dev/loop1 clr
+    losetup -d /dev/loop0
+    unload
+}
+
+t_dio_fio_verify() {
+    load
+    truncate -s 256M $SCRATCH/img
+    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    # 4k and 1M mixed, random reads and writes; libaio at depth 32, then
+    # four psync jobs through the device's page cache, whose writeback
+    # merges into requests of several bios.
+    fio --name=aio --filename=$dev --size=48M --rw=randrw --bssplit=4k/50:1M/50 \
+        --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --do_verify=1 \
+        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+        die "fio libaio verify failed: $(tail -5 /tmp/fio.out)"
+    fio --name=psync --filename=$dev --size=12M --offset=64M --offset_increment=16M --numjobs=4 \
+        --rw=randrw --bssplit=4k/50:1M/50 --ioengine=psync --direct=0 --verify=crc32c \
+        --do_verify=1 --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+        die "fio psync verify failed: $(tail -5 /tmp/fio.out)"
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    losetup -d $dev
+    unload
+}
+
+t_dio_toggle_under_fio() {
+    load
+    truncate -s 128M $SCRATCH/img
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    fio --name=t --filename=$dev --size=48M --rw=randwrite --bssplit=4k/50:64k/30:1M/20 \
+        --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
+        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
+    local fio_pid=$! n=0
+    while kill -0 $fio_pid 2>/dev/null; do
+        LOOPCTL_DEV $dev set-direct-io $((n % 2 == 0)) >/dev/null || die "toggle $n failed"
+        n=$((n + 1))
+        sleep 0.2
+    done
+    wait $fio_pid || die "fio verify failed while toggling ($n toggles): $(tail -5 /tmp/fio.out)"
+    [ $n -ge 4 ] || die "only $n toggles during fio"
+    echo "$n toggles"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    losetup -d $dev
+    unload
+}
+
+t_dio_ext4_xfs() {
+    load
+    fs_roundtrip --direct-io=on
+    unload
+}
+
+# A backing file on a disk that fails every request (fail_make_request on a
+# scsi_debug disk): loop I/O fails with an I/O error, and once the disk works
+# again the data written before verifies and the device detaches.
+t_dio_io_error() {
+    local sd
+    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=64 || die "scsi_debug"
+    udevadm settle 2>/dev/null || true
+    sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
+    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    mkfs.ext4 -q -F /dev/$sd
+    mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd
+    mkimg /tmp/sd/img 8
+    cp /tmp/sd/img $SCRATCH/orig
+    sync
+    load
+    local dev; dev=$(losetup --direct-io=on -f --show /tmp/sd/img)
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+    local fi=/sys/kernel/debug/fail_make_request
+    echo 100 >$fi/probability; echo -1 >$fi/times; echo 0 >$fi/verbose
+    echo 1 >/sys/block/$sd/make-it-fail
+    local rd=0 wr=0
+    dd if=$dev of=/dev/null bs=64k count=1 skip=3 iflag=direct status=none 2>/tmp/dd.err || rd=1
+    dd if=/dev/zero of=$dev bs=64k count=1 seek=5 oflag=direct status=none 2>>/tmp/dd.err || wr=1
+    echo 0 >/sys/block/$sd/make-it-fail
+    [ $rd = 1 ] || die "read through the failing disk succeeded"
+    [ $wr = 1 ] || die "write through the failing disk succeeded"
+    grep -q "Input/output error" /tmp/dd.err || die "not an I/O error: $(cat /tmp/dd.err)"
+    echo 3 >/proc/sys/vm/drop_caches
+    # All but the 64 KiB whose write failed is as it was.
+    cmp -n 327680 $dev $SCRATCH/orig || die "data before the failed write differs"
+    cmp -i 393216 $dev $SCRATCH/orig || die "data after the failed write differs"
+    losetup -d $dev || die "detach after the fault"
+    unload
+    umount /tmp/sd
+    rmmod scsi_debug
+}
+
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
@@ -600,7 +799,9 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
          attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
-         losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify; do
+         losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
+         dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
+         dio_toggle_under_fio dio_ext4_xfs dio_io_error; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;

@@ -6,7 +6,8 @@
 //! loopctl dev DEV OP...                     on a loop device (opened
 //!                                           read-write, else read-only)
 //! loopctl dev-ro DEV OP...                  the same, opened read-only:
-//!   set-fd PATH | set-fd-raw FD | change-fd PATH | clr | set-capacity
+//!   set-fd PATH | set-fd-direct PATH | set-fd-raw FD | change-fd PATH
+//!   clr | set-capacity
 //!   configure PATH BLOCK_SIZE FLAGS OFFSET SIZELIMIT
 //!   get-status64 | get-status64-null | get-status | get-status-null
 //!   set-status64 OFFSET SIZELIMIT FLAGS | set-status-null
@@ -17,7 +18,11 @@
 //! can check the exact errno.
 
 use rloop_host::uapi;
-use std::{fs::OpenOptions, os::fd::AsRawFd, process::ExitCode};
+use std::{
+    fs::OpenOptions,
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
+    process::ExitCode,
+};
 
 fn errno_name(e: i32) -> String {
     let name = match e {
@@ -130,6 +135,15 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
         ["set-fd", path] => match open_rw_or_ro(path) {
             Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
             Err(e) => Err(e),
+        },
+        ["set-fd-direct", path] => match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
+            Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
         },
         ["change-fd", path] => match OpenOptions::new().read(true).open(path) {
             Ok(b) => dev_ioctl(fd, uapi::LOOP_CHANGE_FD, b.as_raw_fd() as libc::c_ulong),
