@@ -7,7 +7,7 @@
 #
 #   make             build loop.ko against KDIR (default: the cached test kernel)
 #   make kdir FLAVOUR=test|bench   print (building if needed) a kernel tree
-#   make rustfmt | clippy | clean | modules_install
+#   make rustfmt | clippy | doc | clean | modules_install
 #
 # Kbuild, not this file, lists the module's objects.
 
@@ -17,7 +17,7 @@ KDIR ?= $(shell scripts/build-kernel $(FLAVOUR))
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 export PATH := /usr/lib/llvm-19/bin:$(PATH)
 
-.PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy \
+.PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy doc \
 	host-test demo check
 
 all: modules
@@ -53,6 +53,11 @@ rustfmtcheck:
 clippy:
 	+$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
 	cargo clippy --locked --quiet --all-targets -- -D warnings
+
+# rustdoc of the pure logic the host crate shares with the module, and of
+# the test tools, warnings as errors.
+doc:
+	RUSTDOCFLAGS=-Dwarnings cargo doc --locked --quiet --no-deps
 
 host-test:
 	cargo test --locked --quiet

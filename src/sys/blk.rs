@@ -405,7 +405,7 @@ impl Cmd {
         // SAFETY: By the type invariant `iocb` is the start of the command,
         // which is in flight.
         unsafe {
-            (*cmd).ret.store(ret as isize, Ordering::Relaxed);
+            (*cmd).ret.store(ret, Ordering::Relaxed);
             Cmd::put(cmd);
         }
     }
@@ -935,12 +935,11 @@ impl<T: DiskDriver> Callbacks<T> {
         } else {
             Ok(ret as usize)
         };
+        // SAFETY: blk-mq passes a valid, so non-null, request.
+        let ptr = unsafe { NonNull::new_unchecked(rq) };
         // INVARIANT: `submit_direct` gave up the request, and blk-mq hands it
         // back once: it is started, owned by the driver, not ended.
-        // SAFETY: `rq` is not null.
-        let rq = Request {
-            ptr: unsafe { NonNull::new_unchecked(rq) },
-        };
+        let rq = Request { ptr };
         T::direct_done(this, rq, result);
     }
 
