@@ -172,7 +172,8 @@ impl MiscIoctl for Control {
         let ret = match cmd {
             uapi::LOOP_CTL_ADD => self.add(index)?,
             uapi::LOOP_CTL_REMOVE => match index {
-                Some(i) => self.remove(i).map(|()| i)?,
+                // Success is 0, not the index, as in C.
+                Some(i) => self.remove(i).map(|()| 0)?,
                 None => {
                     pr_warn_once!("deleting an unspecified loop device is not supported.\n");
                     return Err(EINVAL);

@@ -14,7 +14,8 @@
 //!   set-block-size N | set-direct-io N | raw CMD ARG
 //! ```
 //!
-//! Prints `ok VALUE` or `err ERRNO_NAME` and exits 0 or 1, so that a test
+//! Prints `ok VALUE` (the status reads print the status instead) or
+//! `err ERRNO_NAME` and exits 0 or 1, so that a test
 //! can check the exact errno.
 
 use rloop_host::uapi;
@@ -57,6 +58,10 @@ fn parse_num(s: &str) -> Result<u64, String> {
     };
     r.map_err(|_| format!("bad number '{s}'"))
 }
+
+/// The result of an operation that printed its own output (the status
+/// reads), so that `ok` is not printed after it.
+const SHOWN: i64 = i64::MIN;
 
 fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
     let f = OpenOptions::new()
@@ -176,10 +181,10 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
                 uapi::LOOP_GET_STATUS64,
                 ptr(&mut i as *mut _ as *const u8),
             );
-            if r.is_ok() {
+            r.map(|_| {
                 print_info64(&i);
-            }
-            r
+                SHOWN
+            })
         }
         ["get-status"] => {
             let mut i = uapi::LoopInfo::default();
@@ -188,7 +193,7 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
                 uapi::LOOP_GET_STATUS,
                 ptr(&mut i as *mut _ as *const u8),
             );
-            if r.is_ok() {
+            r.map(|_| {
                 println!(
                     "number={} offset={} flags={} name={}",
                     i.lo_number,
@@ -196,8 +201,8 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
                     i.lo_flags,
                     name_of(&i.lo_name)
                 );
-            }
-            r
+                SHOWN
+            })
         }
         ["get-status64-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS64, 0),
         ["get-status-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS, 0),
@@ -251,6 +256,7 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
+        Ok(Ok(SHOWN)) => ExitCode::SUCCESS,
         Ok(Ok(v)) => {
             println!("ok {v}");
             ExitCode::SUCCESS
