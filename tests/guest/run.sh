@@ -796,6 +796,82 @@ t_dio_io_error() {
     rmmod scsi_debug
 }
 
+# --- Faults -------------------------------------------------------------------
+
+# scsi_debug_fs MB: a scsi_debug disk of MB MiB with ext4 on it, mounted at
+# /tmp/sd; prints the disk's name.
+scsi_debug_fs() {
+    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$1 >&2 || die "scsi_debug"
+    udevadm settle 2>/dev/null || true
+    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
+    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    mkfs.ext4 -q -F /dev/$sd >&2
+    mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
+    echo $sd
+}
+
+# The backing filesystem fills up: writes fail with ENOSPC, in both modes;
+# what was written before still reads back, and nothing hangs.
+t_enospc() {
+    scsi_debug_fs 48 >/dev/null
+    load
+    local dio dev out
+    for dio in off on; do
+        truncate -s 128M /tmp/sd/img
+        dev=$(losetup --direct-io=$dio -f --show /tmp/sd/img)
+        mkimg $SCRATCH/data 4
+        dd if=$SCRATCH/data of=$dev bs=1M oflag=direct status=none || die "dio=$dio: first write"
+        out=$(timeout 120 dd if=/dev/zero of=$dev bs=1M seek=4 count=96 oflag=direct conv=fsync 2>&1) &&
+            die "dio=$dio: 96 MiB fitted in a 48 MiB filesystem"
+        echo "$out" | grep -q 'No space left on device' || die "dio=$dio: not ENOSPC: $out"
+        echo 3 >/proc/sys/vm/drop_caches
+        cmp -n 4194304 $dev $SCRATCH/data || die "dio=$dio: data before the fault differs"
+        losetup -d $dev || die "dio=$dio: detach"
+        rm /tmp/sd/img
+    done
+    unload
+    umount /tmp/sd
+    rmmod scsi_debug
+}
+
+# Detach (LOOP_CLR_FD by losetup -d) while fio writes at depth 32: the
+# device stays bound until fio closes it, then autoclear detaches it, and
+# every block fio wrote is in the backing file (fio --verify_only on the
+# file itself). In both modes. The rate keeps fio running about 5 s.
+t_detach_under_load() {
+    load
+    local dio dev pid
+    local job=(--name=d --size=16M --rw=randwrite --bs=4k --ioengine=libaio --iodepth=32
+               --direct=1 --verify=crc32c --verify_state_save=0 --invalidate=0 --randrepeat=1)
+    for dio in off on; do
+        truncate -s 128M $SCRATCH/img
+        dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
+        fio "${job[@]}" --filename=$dev --do_verify=0 --rate_iops=800 --minimal >/tmp/fio.out 2>&1 &
+        pid=$!
+        # fio takes a while to start under TCG: detach once it has the
+        # device open, and I/O has begun.
+        local i
+        for i in $(seq 300); do
+            ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q " -> $dev\$" && break
+            sleep 0.1
+        done
+        sleep 0.5
+        kill -0 $pid || die "dio=$dio: fio ended before the detach"
+        ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q " -> $dev\$" || die "dio=$dio: fio never opened $dev"
+        losetup -d $dev || die "dio=$dio: losetup -d under load"
+        sysfs_eq /sys/block/${dev#/dev/}/loop/autoclear 1
+        wait $pid || die "dio=$dio: fio failed across the detach: $(tail -5 /tmp/fio.out)"
+        udevadm settle 2>/dev/null || true
+        sysfs_eq /sys/block/${dev#/dev/}/size 0
+        [ -z "$(losetup -l -n)" ] || die "dio=$dio: still bound: $(losetup -l)"
+        fio "${job[@]}" --filename=$SCRATCH/img --verify_only --minimal >/tmp/fio.out 2>&1 ||
+            die "dio=$dio: written data missing from the file: $(tail -5 /tmp/fio.out)"
+        rm $SCRATCH/img
+    done
+    unload
+}
+
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
@@ -813,7 +889,7 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
          losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
          dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
-         dio_toggle_under_fio dio_ext4_xfs dio_io_error; do
+         dio_toggle_under_fio dio_ext4_xfs dio_io_error enospc detach_under_load; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;
