@@ -835,43 +835,6 @@ t_enospc() {
     rmmod scsi_debug
 }
 
-# Detach (LOOP_CLR_FD by losetup -d) while fio writes at depth 32: the
-# device stays bound until fio closes it, then autoclear detaches it, and
-# every block fio wrote is in the backing file (fio --verify_only on the
-# file itself). In both modes. The rate keeps fio running about 5 s.
-t_detach_under_load() {
-    load
-    local dio dev pid
-    local job=(--name=d --size=16M --rw=randwrite --bs=4k --ioengine=libaio --iodepth=32
-               --direct=1 --verify=crc32c --verify_state_save=0 --invalidate=0 --randrepeat=1)
-    for dio in off on; do
-        truncate -s 128M $SCRATCH/img
-        dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
-        fio "${job[@]}" --filename=$dev --do_verify=0 --rate_iops=800 --minimal >/tmp/fio.out 2>&1 &
-        pid=$!
-        # fio takes a while to start under TCG: detach once it has the
-        # device open, and I/O has begun.
-        local i
-        for i in $(seq 300); do
-            ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q " -> $dev\$" && break
-            sleep 0.1
-        done
-        sleep 0.5
-        kill -0 $pid || die "dio=$dio: fio ended before the detach"
-        ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q " -> $dev\$" || die "dio=$dio: fio never opened $dev"
-        losetup -d $dev || die "dio=$dio: losetup -d under load"
-        sysfs_eq /sys/block/${dev#/dev/}/loop/autoclear 1
-        wait $pid || die "dio=$dio: fio failed across the detach: $(tail -5 /tmp/fio.out)"
-        udevadm settle 2>/dev/null || true
-        sysfs_eq /sys/block/${dev#/dev/}/size 0
-        [ -z "$(losetup -l -n)" ] || die "dio=$dio: still bound: $(losetup -l)"
-        fio "${job[@]}" --filename=$SCRATCH/img --verify_only --minimal >/tmp/fio.out 2>&1 ||
-            die "dio=$dio: written data missing from the file: $(tail -5 /tmp/fio.out)"
-        rm $SCRATCH/img
-    done
-    unload
-}
-
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
@@ -889,7 +852,7 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
          losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
          dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
-         dio_toggle_under_fio dio_ext4_xfs dio_io_error enospc detach_under_load; do
+         dio_toggle_under_fio dio_ext4_xfs dio_io_error enospc; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;
