@@ -757,18 +757,25 @@ t_dio_ext4_xfs() {
     unload
 }
 
+# scsi_debug_fs MB: a scsi_debug disk of MB MiB with ext4 on it, mounted at
+# /tmp/sd; prints the disk's name.
+scsi_debug_fs() {
+    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$1 >&2 || die "scsi_debug"
+    udevadm settle 2>/dev/null || true
+    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
+    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    mkfs.ext4 -q -F /dev/$sd >&2
+    mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
+    echo $sd
+}
+
 # A backing file on a disk that fails every request (fail_make_request on a
 # scsi_debug disk): loop I/O fails with an I/O error, and once the disk works
 # again the data written before verifies and the device detaches.
 t_dio_io_error() {
     local sd
-    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=64 || die "scsi_debug"
-    udevadm settle 2>/dev/null || true
-    sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
-    [ -b /dev/$sd ] || die "no scsi_debug disk"
-    mkfs.ext4 -q -F /dev/$sd
-    mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd
+    sd=$(scsi_debug_fs 64)
     mkimg /tmp/sd/img 8
     cp /tmp/sd/img $SCRATCH/orig
     sync
@@ -797,19 +804,6 @@ t_dio_io_error() {
 }
 
 # --- Faults -------------------------------------------------------------------
-
-# scsi_debug_fs MB: a scsi_debug disk of MB MiB with ext4 on it, mounted at
-# /tmp/sd; prints the disk's name.
-scsi_debug_fs() {
-    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$1 >&2 || die "scsi_debug"
-    udevadm settle 2>/dev/null || true
-    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
-    [ -b /dev/$sd ] || die "no scsi_debug disk"
-    mkfs.ext4 -q -F /dev/$sd >&2
-    mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
-    echo $sd
-}
 
 # The backing filesystem fills up: writes fail with ENOSPC, in both modes;
 # what was written before still reads back, and nothing hangs.
