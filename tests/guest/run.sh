@@ -48,7 +48,7 @@ expect() {
 }
 sysfs_eq() {
     local got
-    got=$(cat "$1" 2>&1)
+    got=$(cat "$1" 2>&1) || true
     [ "$got" = "$2" ] || die "$1: want '$2', got '$got'"
 }
 
@@ -65,6 +65,8 @@ run_test() {
     local rc=$?
     if [ $rc = 0 ]; then
         pass=$((pass + 1)); echo "ok   $name [$impl] ($((SECONDS - t0))s)"
+        # A passing test may report figures in lines that start "note: ".
+        grep '^note: ' "$log" | sed 's/^note: /    | /' || true
     else
         fail=$((fail + 1)); failed+=("$name[$impl]"); echo "FAIL $name [$impl] ($((SECONDS - t0))s)"
         sed 's/^/    | /' "$log"
@@ -744,7 +746,7 @@ t_dio_toggle_under_fio() {
     done
     wait $fio_pid || die "fio verify failed while toggling ($n toggles): $(tail -5 /tmp/fio.out)"
     [ $n -ge 4 ] || die "only $n toggles during fio"
-    echo "$n toggles"
+    echo "note: $n toggles"
     echo 3 >/proc/sys/vm/drop_caches
     cmp $dev $SCRATCH/img || die "device and file differ"
     losetup -d $dev
@@ -757,47 +759,60 @@ t_dio_ext4_xfs() {
     unload
 }
 
-# scsi_debug_fs MB: a scsi_debug disk of MB MiB with ext4 on it, mounted at
-# /tmp/sd; prints the disk's name.
+# scsi_debug_fs MB [MKFS_OPTION...]: a scsi_debug disk of MB MiB with ext4
+# on it, mounted at /tmp/sd; prints the disk's name.
 scsi_debug_fs() {
+    local mb=$1; shift
     insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$1 >&2 || die "scsi_debug"
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$mb >&2 || die "scsi_debug"
     udevadm settle 2>/dev/null || true
     local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
     [ -b /dev/$sd ] || die "no scsi_debug disk"
-    mkfs.ext4 -q -F /dev/$sd >&2
+    mkfs.ext4 -q -F "$@" /dev/$sd >&2
     mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
     echo $sd
 }
 
 # A backing file on a disk that fails every request (fail_make_request on a
-# scsi_debug disk): loop I/O fails with an I/O error, and once the disk works
-# again the data written before verifies and the device detaches.
-t_dio_io_error() {
+# scsi_debug disk), in both modes: loop reads and writes fail with an I/O
+# error; once the disk works again, the data written before verifies, the
+# device takes writes again, and it detaches. (ext4 without a journal, so
+# that the failed writes do not abort the backing filesystem.)
+t_io_error() {
     local sd
-    sd=$(scsi_debug_fs 64)
+    sd=$(scsi_debug_fs 64 -O ^has_journal)
     mkimg /tmp/sd/img 8
     cp /tmp/sd/img $SCRATCH/orig
     sync
     load
-    local dev; dev=$(losetup --direct-io=on -f --show /tmp/sd/img)
-    sysfs_eq /sys/block/loop0/loop/dio 1
     mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
     local fi=/sys/kernel/debug/fail_make_request
     echo 100 >$fi/probability; echo -1 >$fi/times; echo 0 >$fi/verbose
-    echo 1 >/sys/block/$sd/make-it-fail
-    local rd=0 wr=0
-    dd if=$dev of=/dev/null bs=64k count=1 skip=3 iflag=direct status=none 2>/tmp/dd.err || rd=1
-    dd if=/dev/zero of=$dev bs=64k count=1 seek=5 oflag=direct status=none 2>>/tmp/dd.err || wr=1
-    echo 0 >/sys/block/$sd/make-it-fail
-    [ $rd = 1 ] || die "read through the failing disk succeeded"
-    [ $wr = 1 ] || die "write through the failing disk succeeded"
-    grep -q "Input/output error" /tmp/dd.err || die "not an I/O error: $(cat /tmp/dd.err)"
-    echo 3 >/proc/sys/vm/drop_caches
-    # All but the 64 KiB whose write failed is as it was.
-    cmp -n 327680 $dev $SCRATCH/orig || die "data before the failed write differs"
-    cmp -i 393216 $dev $SCRATCH/orig || die "data after the failed write differs"
-    losetup -d $dev || die "detach after the fault"
+    local dio dev rd wr
+    for dio in off on; do
+        dev=$(losetup --direct-io=$dio -f --show /tmp/sd/img)
+        sysfs_eq /sys/block/loop0/loop/dio $([ $dio = on ] && echo 1 || echo 0)
+        # Nothing cached: the reads reach the disk.
+        echo 3 >/proc/sys/vm/drop_caches
+        echo 1 >/sys/block/$sd/make-it-fail
+        rd=0 wr=0
+        dd if=$dev of=/dev/null bs=64k count=1 skip=3 iflag=direct status=none 2>/tmp/dd.err || rd=1
+        dd if=/dev/zero of=$dev bs=64k count=1 seek=5 oflag=direct conv=fsync status=none 2>>/tmp/dd.err || wr=1
+        echo 0 >/sys/block/$sd/make-it-fail
+        [ $rd = 1 ] || die "dio=$dio: read through the failing disk succeeded"
+        [ $wr = 1 ] || die "dio=$dio: write through the failing disk succeeded"
+        grep -q "Input/output error" /tmp/dd.err || die "dio=$dio: not an I/O error: $(cat /tmp/dd.err)"
+        echo 3 >/proc/sys/vm/drop_caches
+        # All but the 64 KiB whose write failed is as it was.
+        cmp -n 327680 $dev $SCRATCH/orig || die "dio=$dio: data before the failed write differs"
+        cmp -i 393216 $dev $SCRATCH/orig || die "dio=$dio: data after the failed write differs"
+        # The device is still usable: the failed block can be written again.
+        dd if=$SCRATCH/orig of=$dev bs=64k count=1 skip=5 seek=5 oflag=direct conv=fsync status=none ||
+            die "dio=$dio: write after the fault"
+        echo 3 >/proc/sys/vm/drop_caches
+        cmp $dev $SCRATCH/orig || die "dio=$dio: data after the rewrite differs"
+        losetup -d $dev || die "dio=$dio: detach after the fault"
+    done
     unload
     umount /tmp/sd
     rmmod scsi_debug
@@ -829,6 +844,246 @@ t_enospc() {
     rmmod scsi_debug
 }
 
+# wait_until SECONDS WHAT CMD...: poll CMD every 0.1 s until it succeeds.
+wait_until() {
+    local secs=$1 what=$2; shift 2
+    local end=$((SECONDS + secs))
+    until "$@"; do
+        [ $SECONDS -lt $end ] || die "waited ${secs}s for $what"
+        sleep 0.1
+    done
+}
+# write_ios DEV: write requests completed on a block device.
+write_ios() { awk '{ print $5 }' /sys/block/$1/stat; }
+# written_since DEV N: DEV has completed more than N writes.
+written_since() { [ "$(write_ios "$1")" -gt "$2" ]; }
+unbound() { [ "$(cat /sys/block/$1/size)" = 0 ]; }
+
+# fio_verify_bg DEV SIZE DEPTH: a fio random write and verify job on DEV
+# in the background (libaio, O_DIRECT, 4k to 1M), output in /tmp/fio.out.
+fio_verify_bg() {
+    timeout 600 fio --name=v --filename=$1 --size=$2 --rw=randwrite --bssplit=4k/60:64k/30:1M/10 \
+        --ioengine=libaio --iodepth=$3 --direct=1 --verify=crc32c --do_verify=1 \
+        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
+}
+
+# LOOP_CLR_FD and losetup -d while fio has 32 writes in flight, in both
+# modes: the detach is deferred (AUTOCLEAR), writes go on completing, fio's
+# writes and reads all verify, and the device detaches at the last close.
+# The test holds the device open too: fio closes and reopens it between
+# its write and its verify phases, which would detach it in between.
+t_detach_under_load() {
+    load
+    local how dio dev fio_pid w0 w1
+    for how in clr losetup; do
+        for dio in off on; do
+            truncate -s 128M $SCRATCH/img
+            dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
+            exec 8<$dev
+            w0=$(write_ios loop0)
+            timeout 600 fio --name=v --filename=$dev --size=64M --rw=randwrite --bs=4k \
+                --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --do_verify=1 \
+                --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
+            fio_pid=$!
+            # The counters are not reset by a detach: wait for fio's first.
+            wait_until 120 "fio's first write" written_since loop0 $w0
+            if [ $how = clr ]; then expect "ok 0" LOOPCTL_DEV $dev clr; else losetup -d $dev; fi
+            w1=$(write_ios loop0)
+            sysfs_eq /sys/block/loop0/loop/autoclear 1
+            sysfs_eq /sys/block/loop0/loop/backing_file $SCRATCH/img
+            wait $fio_pid || die "$how dio=$dio: fio failed after the detach: $(tail -5 /tmp/fio.out)"
+            written_since loop0 $w1 || die "$how dio=$dio: no write completed after the detach"
+            ! unbound loop0 || die "$how dio=$dio: detached while still open"
+            exec 8<&-
+            wait_until 30 "the deferred detach" unbound loop0
+            [ ! -e /sys/block/loop0/loop ] || die "$how dio=$dio: loop/ left after the detach"
+        done
+    done
+    unload
+}
+
+# Reconfiguration racing with fio: the file grows and LOOP_SET_CAPACITY
+# follows it, the block size flips between 512 and 4096, direct I/O is
+# toggled, and rmmod and LOOP_CTL_REMOVE are refused, all while fio writes
+# and verifies; then the device and the file agree.
+t_reconfigure_under_io() {
+    load
+    truncate -s 64M $SCRATCH/img
+    local dev; dev=$(losetup -f --show $SCRATCH/img)
+    fio_verify_bg $dev 48M 16; local fio_pid=$!
+    local n=0 mb=64
+    while kill -0 $fio_pid 2>/dev/null; do
+        case $((n % 5)) in
+            0) mb=$((mb + 1)); truncate -s ${mb}M $SCRATCH/img
+               expect "ok 0" LOOPCTL_DEV $dev set-capacity
+               [ "$(blockdev --getsize64 $dev)" = $((mb * 1048576)) ] || die "size after SET_CAPACITY to $mb MiB" ;;
+            1) expect "ok 0" LOOPCTL_DEV $dev set-block-size $(((n / 5) % 2 ? 512 : 4096)) ;;
+            2) expect "ok 0" LOOPCTL_DEV $dev set-direct-io $(((n / 5) % 2)) ;;
+            3) if rmmod loop 2>/dev/null; then die "rmmod succeeded under I/O"; fi ;;
+            4) expect "err EBUSY" "$LOOPCTL" remove 0 ;;
+        esac
+        n=$((n + 1))
+    done
+    wait $fio_pid || die "fio verify failed after $n changes: $(tail -5 /tmp/fio.out)"
+    [ $n -ge 10 ] || die "only $n changes during fio"
+    echo "note: $n changes"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    losetup -d $dev
+    unload
+}
+
+# Teardown racing with use: one process loads the module, attaches, reads
+# and detaches, 10 times, while another keeps trying rmmod; then one
+# process removes and adds a device that another keeps opening. Each step
+# works or fails cleanly, and the module unloads at the end.
+t_teardown_race() {
+    mkimg $SCRATCH/img 1
+    (for r in $(seq 10); do
+        loaded || insmod "$(ko)" 2>/dev/null || continue
+        d=$(losetup -f --show $SCRATCH/img 2>/dev/null) || continue
+        # Bound, the module cannot go: the data must read back.
+        cmp $d $SCRATCH/img || { echo "round $r: $d reads wrong data"; exit 1; }
+        losetup -d $d || { echo "round $r: detach of $d failed"; exit 1; }
+    done) >/tmp/race.attach 2>&1 &
+    local attach=$! removed=0
+    while kill -0 $attach 2>/dev/null; do
+        if rmmod loop 2>/dev/null; then removed=$((removed + 1)); fi
+        sleep 0.1
+    done
+    wait $attach || die "attacher: $(cat /tmp/race.attach)"
+    echo "note: rmmod succeeded $removed times during the attaches"
+    loaded || load
+    expect "ok 1" "$LOOPCTL" add 1
+    (for r in $(seq 40); do "$LOOPCTL" remove 1 || true; "$LOOPCTL" add 1 || true; done) >/tmp/race.ctl 2>&1 &
+    local ctl=$!
+    while kill -0 $ctl 2>/dev/null; do
+        dd if=/dev/loop1 of=/dev/null bs=4k count=1 status=none 2>/dev/null || true
+    done
+    wait $ctl
+    local odd; odd=$(grep -v -x -e 'ok 0' -e 'ok 1' -e 'err EBUSY' -e 'err ENODEV' -e 'err EEXIST' /tmp/race.ctl | sort | uniq -c)
+    [ -z "$odd" ] || die "unexpected LOOP_CTL answers: $odd"
+    grep -q -x 'ok 0' /tmp/race.ctl || die "no LOOP_CTL_REMOVE succeeded"
+    echo "note: $(sort /tmp/race.ctl | uniq -c | tr -s ' \n' ' ')"
+    unload
+}
+
+# LOOP_CTL_GET_FREE and LOOP_CONFIGURE from 8 processes at once, 25 rounds
+# each, each process with its own backing file: every round ends with the
+# process's own device (checked by inode, and by a write read back from its
+# file), and nothing stays bound.
+t_configure_storm() {
+    load
+    local p pids=()
+    for p in $(seq 8); do
+        mkimg $SCRATCH/img$p 1
+        "$LOOPCTL" storm $SCRATCH/img$p 25 >/tmp/storm.$p 2>&1 &
+        pids+=($!)
+    done
+    for p in $(seq 8); do
+        wait ${pids[$((p - 1))]} || die "process $p: $(cat /tmp/storm.$p)"
+        [ "$(cat /tmp/storm.$p)" = "ok 25" ] || die "process $p: $(cat /tmp/storm.$p)"
+    done
+    udevadm settle
+    wait_until 30 "the devices to detach" bash -c '[ -z "$(losetup -l -n)" ]'
+    unload
+}
+
+# FUZZ_CALLS (default 100000) random ioctls from two threads, seeded with
+# FUZZ_SEED (fixed by default; e.g. scripts/vm -- env FUZZ_SEED=7
+# FUZZ_CALLS=1000000 tests/guest/run.sh ... ioctl_fuzz for more), with
+# random arguments and structure contents, in whatever states the devices
+# reach; then every device detaches and works, and the module unloads.
+FUZZ_CALLS=${FUZZ_CALLS:-100000}
+FUZZ_SEED=${FUZZ_SEED:-20261126}
+t_ioctl_fuzz() {
+    load
+    mkimg $SCRATCH/img 4
+    mkimg $SCRATCH/img2 1
+    cp $SCRATCH/img $SCRATCH/orig
+    timeout 1200 "$LOOPCTL" fuzz $FUZZ_SEED $FUZZ_CALLS 2 $SCRATCH/img $SCRATCH/img2 >/tmp/fuzz.out 2>&1 ||
+        die "fuzzer (seed $FUZZ_SEED) failed: $(cat /tmp/fuzz.out)"
+    sed 's/^/note: /' /tmp/fuzz.out
+    udevadm settle
+    losetup -D
+    wait_until 30 "the devices to detach" bash -c '[ -z "$(losetup -l -n)" ]'
+    # Every device left works.
+    local d
+    for d in /sys/block/loop*; do
+        d=${d##*/}
+        cp $SCRATCH/orig $SCRATCH/img
+        expect "ok 0" LOOPCTL_DEV /dev/$d set-fd $SCRATCH/img
+        cmp /dev/$d $SCRATCH/img || die "$d reads wrong data after the fuzzer"
+        expect "ok 0" LOOPCTL_DEV /dev/$d clr
+    done
+    unload
+}
+
+# The backing file's life while attached, in both modes, as in C: unlinked,
+# the device keeps it; truncated, reads past its new end fail until
+# LOOP_SET_CAPACITY; grown, the device grows at LOOP_SET_CAPACITY. On a
+# lazily unmounted filesystem, the device works and the filesystem lives
+# until the detach.
+t_backing_lifetime() {
+    load
+    mkimg $SCRATCH/data 1
+    local dio dev
+    for dio in off on; do
+        mkimg $SCRATCH/img 8
+        cp $SCRATCH/img $SCRATCH/orig
+        dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
+        rm $SCRATCH/img
+        sysfs_eq /sys/block/loop0/loop/backing_file "$SCRATCH/img (deleted)"
+        cmp $dev $SCRATCH/orig || die "dio=$dio: unlinked file: reads differ"
+        dd if=$SCRATCH/data of=$dev bs=64k seek=16 oflag=direct conv=fsync status=none || die "dio=$dio: write to the unlinked file"
+        echo 3 >/proc/sys/vm/drop_caches
+        cmp -n 1048576 -i 1048576:0 $dev $SCRATCH/data || die "dio=$dio: unlinked file: write lost"
+        losetup -d $dev
+        # Truncated to 4 MiB: still 8 MiB until SET_CAPACITY.
+        mkimg $SCRATCH/img 8
+        dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
+        truncate -s 4M $SCRATCH/img
+        [ "$(blockdev --getsize64 $dev)" = 8388608 ] || die "dio=$dio: size changed at the truncate"
+        cmp -n 4194304 $dev $SCRATCH/img || die "dio=$dio: truncated file: reads differ"
+        if dd if=$dev of=/dev/null bs=64k skip=96 count=1 iflag=direct status=none 2>/tmp/dd.err; then
+            die "dio=$dio: read past the end of the file succeeded"
+        fi
+        grep -q "Input/output error" /tmp/dd.err || die "dio=$dio: read past the end: $(cat /tmp/dd.err)"
+        expect "ok 0" LOOPCTL_DEV $dev set-capacity
+        [ "$(blockdev --getsize64 $dev)" = 4194304 ] || die "dio=$dio: size after shrinking"
+        # Grown to 12 MiB: the new space reads as zeroes and takes writes.
+        truncate -s 12M $SCRATCH/img
+        [ "$(blockdev --getsize64 $dev)" = 4194304 ] || die "dio=$dio: size changed at the grow"
+        expect "ok 0" LOOPCTL_DEV $dev set-capacity
+        [ "$(blockdev --getsize64 $dev)" = 12582912 ] || die "dio=$dio: size after growing"
+        # (O_DIRECT: udev's probe may have cached the old end of the device.)
+        cmp -n 8388608 <(dd if=$dev bs=1M skip=4 count=8 iflag=direct status=none) /dev/zero ||
+            die "dio=$dio: grown space is not zeroes"
+        dd if=$SCRATCH/data of=$dev bs=64k seek=176 oflag=direct conv=fsync status=none || die "dio=$dio: write to grown space"
+        cmp -n 1048576 -i 11534336:0 $SCRATCH/img $SCRATCH/data || die "dio=$dio: write to grown space not in file"
+        losetup -d $dev
+    done
+    # A lazily unmounted backing filesystem.
+    local sd; sd=$(scsi_debug_fs 64)
+    mkimg /tmp/sd/img 8
+    cp /tmp/sd/img $SCRATCH/orig
+    dev=$(losetup -f --show /tmp/sd/img)
+    umount -l /tmp/sd
+    ! mountpoint -q /tmp/sd || die "/tmp/sd still mounted after umount -l"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/orig || die "reads after umount -l differ"
+    dd if=$SCRATCH/data of=$dev bs=64k seek=32 oflag=direct conv=fsync status=none || die "write after umount -l"
+    [ -e /proc/fs/ext4/$sd ] || die "ext4 on $sd went away while the device used it"
+    losetup -d $dev
+    udevadm settle
+    wait_until 30 "ext4 on $sd to go" bash -c "[ ! -e /proc/fs/ext4/$sd ]"
+    mount /dev/$sd /tmp/sd
+    cmp -n 1048576 -i 2097152:0 /tmp/sd/img $SCRATCH/data || die "write after umount -l not in the file"
+    umount /tmp/sd
+    rmmod scsi_debug
+    unload
+}
+
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
@@ -846,7 +1101,8 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
          losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
          dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
-         dio_toggle_under_fio dio_ext4_xfs dio_io_error enospc; do
+         dio_toggle_under_fio dio_ext4_xfs io_error enospc detach_under_load \
+         reconfigure_under_io teardown_race configure_storm ioctl_fuzz backing_lifetime; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;

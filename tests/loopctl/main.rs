@@ -12,11 +12,18 @@
 //!   get-status64 | get-status64-null | get-status | get-status-null
 //!   set-status64 OFFSET SIZELIMIT FLAGS | set-status-null
 //!   set-block-size N | set-direct-io N | raw CMD ARG
+//! loopctl storm FILE ROUNDS                 attach and detach FILE ROUNDS
+//!                                           times (see storm.rs)
+//! loopctl fuzz SEED CALLS THREADS FILE...   the ioctl fuzzer (see fuzz.rs)
 //! ```
 //!
 //! Prints `ok VALUE` (the status reads print the status instead) or
 //! `err ERRNO_NAME` and exits 0 or 1, so that a test
-//! can check the exact errno.
+//! can check the exact errno. A usage error, or a failed storm or fuzz run,
+//! prints its reason on stderr and exits 2.
+
+mod fuzz;
+mod storm;
 
 use rloop_host::uapi;
 use std::{
@@ -25,7 +32,7 @@ use std::{
     process::ExitCode,
 };
 
-fn errno_name(e: i32) -> String {
+pub(crate) fn errno_name(e: i32) -> String {
     let name = match e {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",
@@ -63,7 +70,7 @@ fn parse_num(s: &str) -> Result<u64, String> {
 /// reads), so that `ok` is not printed after it.
 const SHOWN: i64 = i64::MIN;
 
-fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
+pub(crate) fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -80,14 +87,19 @@ fn ctl_ioctl(cmd: u32, arg: u64) -> Result<i64, i32> {
     }
 }
 
-fn last_errno() -> i32 {
+pub(crate) fn last_errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
 }
 
-fn dev_ioctl(fd: i32, cmd: u32, arg: libc::c_ulong) -> Result<i64, i32> {
-    // SAFETY: the caller passes an argument of the type `cmd` expects.
+/// `ioctl(fd, cmd, arg)`. The kernel checks every argument: a wrong one
+/// is an error return, which is what the fuzzer relies on.
+pub(crate) fn ioctl(fd: i32, cmd: u32, arg: libc::c_ulong) -> Result<i64, i32> {
+    // SAFETY: an ioctl reads or writes at most the memory its argument
+    // points to; every caller passes either an integer or a pointer to
+    // memory it owns for the duration of the call, large enough for the
+    // structure of `cmd` (the fuzzer's random commands get 512 bytes).
     let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg) };
     if r < 0 {
         Err(last_errno())
@@ -138,7 +150,7 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
     let ptr = |p: *const u8| p as libc::c_ulong;
     Ok(match op {
         ["set-fd", path] => match open_rw_or_ro(path) {
-            Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
+            Ok(b) => ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
             Err(e) => Err(e),
         },
         ["set-fd-direct", path] => match OpenOptions::new()
@@ -147,16 +159,16 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
             .custom_flags(libc::O_DIRECT)
             .open(path)
         {
-            Ok(b) => dev_ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
+            Ok(b) => ioctl(fd, uapi::LOOP_SET_FD, b.as_raw_fd() as libc::c_ulong),
             Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
         },
         ["change-fd", path] => match OpenOptions::new().read(true).open(path) {
-            Ok(b) => dev_ioctl(fd, uapi::LOOP_CHANGE_FD, b.as_raw_fd() as libc::c_ulong),
+            Ok(b) => ioctl(fd, uapi::LOOP_CHANGE_FD, b.as_raw_fd() as libc::c_ulong),
             Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
         },
-        ["set-fd-raw", n] => dev_ioctl(fd, uapi::LOOP_SET_FD, parse_num(n)? as libc::c_ulong),
-        ["clr"] => dev_ioctl(fd, uapi::LOOP_CLR_FD, 0),
-        ["set-capacity"] => dev_ioctl(fd, uapi::LOOP_SET_CAPACITY, 0),
+        ["set-fd-raw", n] => ioctl(fd, uapi::LOOP_SET_FD, parse_num(n)? as libc::c_ulong),
+        ["clr"] => ioctl(fd, uapi::LOOP_CLR_FD, 0),
+        ["set-capacity"] => ioctl(fd, uapi::LOOP_SET_CAPACITY, 0),
         ["configure", path, bs, flags, offset, sizelimit] => match open_rw_or_ro(path) {
             Ok(b) => {
                 let cfg = uapi::LoopConfig {
@@ -170,13 +182,13 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
                     },
                     ..Default::default()
                 };
-                dev_ioctl(fd, uapi::LOOP_CONFIGURE, ptr(&cfg as *const _ as *const u8))
+                ioctl(fd, uapi::LOOP_CONFIGURE, ptr(&cfg as *const _ as *const u8))
             }
             Err(e) => Err(e),
         },
         ["get-status64"] => {
             let mut i = uapi::LoopInfo64::default();
-            let r = dev_ioctl(
+            let r = ioctl(
                 fd,
                 uapi::LOOP_GET_STATUS64,
                 ptr(&mut i as *mut _ as *const u8),
@@ -188,7 +200,7 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
         }
         ["get-status"] => {
             let mut i = uapi::LoopInfo::default();
-            let r = dev_ioctl(
+            let r = ioctl(
                 fd,
                 uapi::LOOP_GET_STATUS,
                 ptr(&mut i as *mut _ as *const u8),
@@ -204,12 +216,12 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
                 SHOWN
             })
         }
-        ["get-status64-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS64, 0),
-        ["get-status-null"] => dev_ioctl(fd, uapi::LOOP_GET_STATUS, 0),
-        ["set-status-null"] => dev_ioctl(fd, uapi::LOOP_SET_STATUS64, 0),
+        ["get-status64-null"] => ioctl(fd, uapi::LOOP_GET_STATUS64, 0),
+        ["get-status-null"] => ioctl(fd, uapi::LOOP_GET_STATUS, 0),
+        ["set-status-null"] => ioctl(fd, uapi::LOOP_SET_STATUS64, 0),
         ["set-status64", offset, sizelimit, flags] => {
             let mut i = uapi::LoopInfo64::default();
-            if let Err(e) = dev_ioctl(
+            if let Err(e) = ioctl(
                 fd,
                 uapi::LOOP_GET_STATUS64,
                 ptr(&mut i as *mut _ as *const u8),
@@ -219,23 +231,19 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
             i.lo_offset = parse_num(offset)?;
             i.lo_sizelimit = parse_num(sizelimit)?;
             i.lo_flags = parse_num(flags)? as u32;
-            dev_ioctl(
+            ioctl(
                 fd,
                 uapi::LOOP_SET_STATUS64,
                 ptr(&i as *const _ as *const u8),
             )
         }
-        ["set-block-size", n] => dev_ioctl(
+        ["set-block-size", n] => ioctl(
             fd,
             uapi::LOOP_SET_BLOCK_SIZE,
             parse_num(n)? as libc::c_ulong,
         ),
-        ["set-direct-io", n] => {
-            dev_ioctl(fd, uapi::LOOP_SET_DIRECT_IO, parse_num(n)? as libc::c_ulong)
-        }
-        ["raw", cmd, arg] => {
-            dev_ioctl(fd, parse_num(cmd)? as u32, parse_num(arg)? as libc::c_ulong)
-        }
+        ["set-direct-io", n] => ioctl(fd, uapi::LOOP_SET_DIRECT_IO, parse_num(n)? as libc::c_ulong),
+        ["raw", cmd, arg] => ioctl(fd, parse_num(cmd)? as u32, parse_num(arg)? as libc::c_ulong),
         _ => return Err(format!("unknown device operation {op:?}")),
     })
 }
@@ -247,6 +255,17 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
         ["remove", n] => ctl_ioctl(uapi::LOOP_CTL_REMOVE, parse_num(n)?),
         ["get-free"] => ctl_ioctl(uapi::LOOP_CTL_GET_FREE, 0),
         ["raw-ctl", cmd, arg] => ctl_ioctl(parse_num(cmd)? as u32, parse_num(arg)?),
+        ["storm", path, rounds] => Ok(storm::run(path, parse_num(rounds)?)?),
+        ["fuzz", seed, calls, threads, paths @ ..] => {
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            fuzz::run(
+                parse_num(seed)?,
+                parse_num(calls)?,
+                parse_num(threads)?,
+                &paths,
+            )?;
+            Ok(SHOWN)
+        }
         ["dev", dev, op @ ..] => return run_dev(dev, false, op),
         ["dev-ro", dev, op @ ..] => return run_dev(dev, true, op),
         _ => return Err("usage: see the comment at the top of tests/loopctl/main.rs".into()),
