@@ -881,7 +881,7 @@ t_detach_under_load() {
             dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
             exec 8<$dev
             w0=$(write_ios loop0)
-            timeout 600 fio --name=v --filename=$dev --size=64M --rw=randwrite --bs=4k \
+            timeout 600 fio --name=v --filename=$dev --size=32M --rw=randwrite --bs=4k \
                 --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --do_verify=1 \
                 --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
             fio_pid=$!
