@@ -227,16 +227,15 @@ struct Arg {
 }
 
 impl Arg {
-    fn of<T>(v: &T) -> Arg {
-        // SAFETY: `T` is one of the uapi structures: plain integers and
-        // arrays of them, with no padding read as uninitialised (they are
-        // `#[repr(C)]` and built from `Default`).
-        let bytes = unsafe {
-            std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>())
-        };
-        Arg {
-            buf: bytes.to_vec(),
-        }
+    /// A buffer holding `v`, for the kernel to read (or write).
+    fn of<T: Copy>(v: T) -> Arg {
+        let mut buf = vec![0u8; std::mem::size_of::<T>()];
+        // SAFETY: `buf` is valid for `size_of::<T>()` bytes, and the write
+        // is unaligned. The padding bytes of `T` become uninitialised in
+        // `buf`, which is why `buf` is never read here: only the kernel
+        // reads it, through the pointer passed to ioctl.
+        unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast::<T>(), v) };
+        Arg { buf }
     }
 }
 
@@ -263,7 +262,7 @@ fn pointer_arg(rng: &mut Rng, files: &Files, cmd: u32, keep: &mut Option<Arg>) -
                         ..Default::default()
                     };
                     old.lo_name.copy_from_slice(&i.lo_file_name);
-                    Arg::of(&old)
+                    Arg::of(old)
                 }
                 uapi::LOOP_CONFIGURE => {
                     let mut c = uapi::LoopConfig {
@@ -275,9 +274,9 @@ fn pointer_arg(rng: &mut Rng, files: &Files, cmd: u32, keep: &mut Option<Arg>) -
                     if rng.chance(10) {
                         c.reserved[rng.below(8) as usize] = rng.next();
                     }
-                    Arg::of(&c)
+                    Arg::of(c)
                 }
-                _ => Arg::of(&info64(rng, files)),
+                _ => Arg::of(info64(rng, files)),
             });
         }
     }
