@@ -731,24 +731,36 @@ t_dio_fio_verify() {
     unload
 }
 
+# fio_verify_bg DEV SIZE DEPTH: a fio random write and verify job on DEV
+# in the background (libaio, O_DIRECT, 4k to 1M), output in /tmp/fio.out.
+fio_verify_bg() {
+    timeout 600 fio --name=v --filename=$1 --size=$2 --rw=randwrite --bssplit=4k/60:64k/30:1M/10 \
+        --ioengine=libaio --iodepth=$3 --direct=1 --verify=crc32c --do_verify=1 \
+        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
+}
+
+# fio_verified PID DEV N WHAT MIN: fio_verify_bg's job (PID) passed while
+# N (at least MIN) WHAT were done, and DEV and its file agree.
+fio_verified() {
+    local pid=$1 dev=$2 n=$3 what=$4 min=$5
+    wait "$pid" || die "fio verify failed after $n $what: $(tail -5 /tmp/fio.out)"
+    [ "$n" -ge "$min" ] || die "only $n $what during fio"
+    echo "note: $n $what"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp "$dev" $SCRATCH/img || die "device and file differ"
+}
+
 t_dio_toggle_under_fio() {
     load
     truncate -s 128M $SCRATCH/img
     local dev; dev=$(losetup -f --show $SCRATCH/img)
-    fio --name=t --filename=$dev --size=48M --rw=randwrite --bssplit=4k/50:64k/30:1M/20 \
-        --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
-        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
-    local fio_pid=$! n=0
+    fio_verify_bg $dev 48M 16; local fio_pid=$! n=0
     while kill -0 $fio_pid 2>/dev/null; do
         LOOPCTL_DEV $dev set-direct-io $((n % 2 == 0)) >/dev/null || die "toggle $n failed"
         n=$((n + 1))
         sleep 0.2
     done
-    wait $fio_pid || die "fio verify failed while toggling ($n toggles): $(tail -5 /tmp/fio.out)"
-    [ $n -ge 4 ] || die "only $n toggles during fio"
-    echo "note: $n toggles"
-    echo 3 >/proc/sys/vm/drop_caches
-    cmp $dev $SCRATCH/img || die "device and file differ"
+    fio_verified $fio_pid $dev $n toggles 4
     losetup -d $dev
     unload
 }
@@ -859,14 +871,6 @@ write_ios() { awk '{ print $5 }' /sys/block/$1/stat; }
 written_since() { [ "$(write_ios "$1")" -gt "$2" ]; }
 unbound() { [ "$(cat /sys/block/$1/size)" = 0 ]; }
 
-# fio_verify_bg DEV SIZE DEPTH: a fio random write and verify job on DEV
-# in the background (libaio, O_DIRECT, 4k to 1M), output in /tmp/fio.out.
-fio_verify_bg() {
-    timeout 600 fio --name=v --filename=$1 --size=$2 --rw=randwrite --bssplit=4k/60:64k/30:1M/10 \
-        --ioengine=libaio --iodepth=$3 --direct=1 --verify=crc32c --do_verify=1 \
-        --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
-}
-
 # LOOP_CLR_FD and losetup -d while fio has 32 writes in flight, in both
 # modes: the detach is deferred (AUTOCLEAR), writes go on completing, fio's
 # writes and reads all verify, and the device detaches at the last close.
@@ -924,11 +928,7 @@ t_reconfigure_under_io() {
         esac
         n=$((n + 1))
     done
-    wait $fio_pid || die "fio verify failed after $n changes: $(tail -5 /tmp/fio.out)"
-    [ $n -ge 10 ] || die "only $n changes during fio"
-    echo "note: $n changes"
-    echo 3 >/proc/sys/vm/drop_caches
-    cmp $dev $SCRATCH/img || die "device and file differ"
+    fio_verified $fio_pid $dev $n changes 10
     losetup -d $dev
     unload
 }
