@@ -34,7 +34,8 @@ for v in KDIR BUILD LIST RESULTS; do
     [ -n "${!v}" ] || { echo "guest.sh: --${v,,} is required" >&2; exit 2; }
 done
 
-ko() { if [ "$1" = c ]; then echo "$KDIR/drivers/block/loop.ko"; else echo "$REPO/loop.ko"; fi; }
+. "$REPO/tests/guest/lib.sh"
+no_loop_autoload || { echo "guest.sh: cannot stop modprobe from loading loop" >&2; exit 2; }
 
 # The users some tests switch to.
 # (useradd cannot rewrite /etc/shadow in the guest's /etc overlay, so the
@@ -65,7 +66,9 @@ run_check() {
         if ! kill -0 $pid 2>/dev/null; then done=1; fi
         if [ "$(stat -c %s $out)" != "$size" ]; then size=$(stat -c %s $out); last=$SECONDS; fi
         if [ $done = 0 ] && [ $((SECONDS - last)) -ge "$TIMEOUT" ]; then
-            timed_out=1; kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null; done=1
+            timed_out=1
+            echo "guest.sh: no output for ${TIMEOUT}s"; dump_blocked
+            kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null; done=1
         fi
         # Lines of finished tests: "generic/NNN ..." ended by a newline.
         while IFS= read -r line; do
@@ -106,7 +109,7 @@ mkfs.ext4 -q -F /dev/vda && mount /dev/vda $BACK || { echo "guest.sh: no scratch
 for driver in $DRIVERS; do
     for dio in $DIOS; do
         [ -d /sys/module/loop ] && rmmod loop
-        insmod "$(ko $driver)" || { echo "insmod $driver failed"; exit 1; }
+        insmod "$(loop_ko $driver)" || { echo "insmod $driver failed"; exit 1; }
         rm -f $BACK/test.img $BACK/scratch.img
         truncate -s 8G $BACK/test.img $BACK/scratch.img
         losetup --direct-io=$dio /dev/loop0 $BACK/test.img
