@@ -4,6 +4,7 @@
 #
 #   make demo        set up, build, and show the driver in a guest
 #   make check       set up, build, and run every test
+#   make bench       the C loop.ko against ours in the guest (BENCHMARKS.md)
 #
 #   make             build loop.ko against KDIR (default: the cached test kernel)
 #   make kdir FLAVOUR=test|bench   print (building if needed) a kernel tree
@@ -18,7 +19,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 export PATH := /usr/lib/llvm-19/bin:$(PATH)
 
 .PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy doc \
-	host-test demo check
+	host-test demo check bench
 
 all: modules
 
@@ -69,3 +70,7 @@ demo: setup
 DRIVER ?= rloop
 check: setup
 	DRIVER=$(DRIVER) scripts/check
+
+# The benchmark, in its own boot of the bench kernel: not part of check.
+bench:
+	scripts/bench

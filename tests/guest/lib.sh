@@ -11,10 +11,10 @@ loop_ko() {
 # no loop module is loaded, an open of a loop node (by udev, losetup, or a
 # test) would load the C driver behind the scripts' back: the next insmod
 # then gets EEXIST, or a run meant for ours runs on C. Loop modules come
-# only from insmod here.
+# only from insmod here; a refused autoload shows in dmesg.
 no_loop_autoload() {
     mkdir -p /etc/modprobe.d &&
-        echo "install loop /bin/false  # rloop guest scripts: no autoload" \
+        echo 'install loop echo "rloop guest scripts: autoload of loop refused" >/dev/kmsg; exit 1' \
             >/etc/modprobe.d/rloop-no-autoload.conf
 }
 

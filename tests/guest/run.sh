@@ -941,11 +941,6 @@ t_reconfigure_under_io() {
     unload
 }
 
-# Not in the run list yet: in one of two CI runs, insmod after the rmmod
-# race failed with EEXIST although /sys/module/loop was absent (a module
-# load still under way, perhaps an autoload); to be understood first.
-# It runs when named: tests/guest/run.sh --kdir KDIR teardown_race.
-#
 # Teardown racing with use: one process loads the module, attaches, reads
 # and detaches, 10 times, while another keeps trying rmmod; then one
 # process removes and adds a device that another keeps opening. Each step
@@ -1002,10 +997,6 @@ t_configure_storm() {
     unload
 }
 
-# Not in the run list yet: in one of two CI runs, udevadm settle timed out
-# after the 100,000 calls (udevd still busy with their events). It runs
-# when named: tests/guest/run.sh --kdir KDIR ioctl_fuzz.
-#
 # FUZZ_CALLS (default 100000) random ioctls from two threads, seeded with
 # FUZZ_SEED (fixed by default; e.g. scripts/vm -- env FUZZ_SEED=7
 # FUZZ_CALLS=1000000 tests/guest/run.sh ... ioctl_fuzz for more), with
@@ -1116,12 +1107,6 @@ no_loop_autoload || { echo "run.sh: cannot stop modprobe from loading loop"; exi
 mkdir -p $SCRATCH
 mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratch disk"; exit 2; }
 
-# Tests that run only when named (see each one's comment).
-ON_REQUEST=(teardown_race ioctl_fuzz)
-named=()
-for t in "${ON_REQUEST[@]}"; do
-    if [[ " ${ONLY[*]} " =~ " $t " ]]; then named+=("$t"); fi
-done
 for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors \
          bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices \
          probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
@@ -1130,7 +1115,7 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
          dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
          dio_toggle_under_fio dio_ext4_xfs io_error enospc detach_under_load \
-         reconfigure_under_io configure_storm backing_lifetime ${named[@]+"${named[@]}"}; do
+         reconfigure_under_io teardown_race configure_storm ioctl_fuzz backing_lifetime; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;

@@ -1,0 +1,243 @@
+#!/usr/bin/python3
+"""The guest half of `make bench` (scripts/bench).
+
+Runs in one boot of the bench kernel, as root. Loads the C loop.ko of KDIR
+and ours one after the other, never both, on the same backing files, and
+appends one JSON object per fio run to OUT/runs.jsonl.
+
+Workloads (see BENCHMARKS.md):
+  A  ext4 on the loop device, fio psync, 4 jobs, 4k: randread, read,
+     randwrite, write. Its data set is half the guest's memory, written
+     through the loop device before it is read.
+  B  the raw loop device, libaio with direct=1: 4k randread and randwrite
+     at iodepth 1, 16 and 32, and 1M sequential read and write.
+  C  the jobs of B on the backing file itself (O_DIRECT) and on a raw
+     partition of the scratch disk: the ceiling a loop device cannot pass.
+
+Every cell of {C, ours} x {buffered, DIO} runs REPS times, interleaved: a
+repetition runs C, then ours, then the ceiling. Caches are dropped before
+every run.
+
+    tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--runtime 5]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+DISK = "/dev/vda"
+FS_PART, RAW_PART = DISK + "1", DISK + "2"
+BACK = "/tmp/bench-back"  # ext4 on FS_PART: the backing files
+MNT = "/tmp/bench-mnt"  # ext4 on the loop device (workload A)
+RAW_MIB = 1024  # the raw partition, and the file of workloads B and C
+
+A_JOBS = ["randread", "read", "randwrite", "write"]
+# name: (rw, block size, iodepth)
+B_JOBS = {
+    "randread-qd1": ("randread", "4k", 1),
+    "randread-qd16": ("randread", "4k", 16),
+    "randread-qd32": ("randread", "4k", 32),
+    "randwrite-qd1": ("randwrite", "4k", 1),
+    "randwrite-qd16": ("randwrite", "4k", 16),
+    "randwrite-qd32": ("randwrite", "4k", 32),
+    "read-1M": ("read", "1M", 8),
+    "write-1M": ("write", "1M", 8),
+}
+
+
+def run(*cmd, capture=False):
+    """Runs cmd; fails the benchmark when it fails."""
+    res = subprocess.run(cmd, check=False, text=True,
+                         stdout=subprocess.PIPE if capture else None)
+    if res.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed with {res.returncode}")
+    return res.stdout if capture else None
+
+
+def proc_stat():
+    """(context switches, user seconds, system seconds) since boot."""
+    hz = os.sysconf("SC_CLK_TCK")
+    ctxt = user = system = 0
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            words = line.split()
+            if words[0] == "cpu":
+                # user nice system idle iowait irq softirq ...
+                user = (int(words[1]) + int(words[2])) / hz
+                system = (int(words[3]) + int(words[6]) + int(words[7])) / hz
+            elif words[0] == "ctxt":
+                ctxt = int(words[1])
+    return ctxt, user, system
+
+
+def meminfo_mib(key):
+    with open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def resident_mib(path):
+    """The page-cache residency of path (util-linux fincore), in MiB."""
+    out = run("fincore", "-b", "-n", "-o", "RES", path, capture=True)
+    return int(out.split()[0]) / 2**20
+
+
+def drop_caches():
+    run("sync")
+    with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as f:
+        f.write("3\n")
+
+
+def fio(args, backing, runtime):
+    """One measured fio run: caches dropped first, the figures after."""
+    drop_caches()
+    c0, u0, s0 = proc_stat()
+    t0 = time.monotonic()
+    out = run("fio", "--output-format=json", "--group_reporting", "--time_based",
+              f"--runtime={runtime}", "--invalidate=0",
+              *args, capture=True)
+    wall = time.monotonic() - t0
+    c1, u1, s1 = proc_stat()
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    ios = job["read"]["total_ios"] + job["write"]["total_ios"]
+    side = job["read"] if job["read"]["total_ios"] else job["write"]
+    pct = side["clat_ns"].get("percentile", {})
+    return {
+        "iops": job["read"]["iops"] + job["write"]["iops"],
+        "bw_mib": (job["read"]["bw"] + job["write"]["bw"]) / 1024,
+        "p50_us": pct.get("50.000000", 0) / 1000,
+        "p99_us": pct.get("99.000000", 0) / 1000,
+        # System-wide, over the whole fio run (its start-up included).
+        "ctxt_per_io": (c1 - c0) / max(ios, 1),
+        "buffers_mib": meminfo_mib("Buffers"),
+        "cached_mib": meminfo_mib("Cached"),
+        "backing_resident_mib": resident_mib(backing) if backing else None,
+        "user_s": u1 - u0,
+        "sys_s": s1 - s0,
+        "wall_s": wall,
+    }
+
+
+class Bench:
+    def __init__(self, kdir, out, reps, runtime):
+        self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
+        self.results = open(os.path.join(out, "runs.jsonl"), "a", encoding="utf-8")
+        with open("/proc/meminfo", encoding="ascii") as f:
+            mem_mib = int(f.readline().split()[1]) // 1024
+        # Workload A's data: half the guest's memory, in 4 files. Buffered,
+        # the loop device's cache and the backing file's together exceed
+        # memory; with DIO only one copy is cached.
+        self.a_file_mib = mem_mib // 2 // 4 // 4 * 4
+        self.a_back_mib = self.a_file_mib * 4 * 3 // 2 + 256
+
+    def ko(self, driver):
+        if driver == "c":
+            return os.path.join(self.kdir, "drivers/block/loop.ko")
+        return os.path.abspath("loop.ko")
+
+    def record(self, workload, job, driver, mode, rep, figures):
+        row = {"workload": workload, "job": job, "driver": driver, "mode": mode,
+               "rep": rep, **figures}
+        self.results.write(json.dumps(row) + "\n")
+        self.results.flush()
+        print(f"{workload} {job:15} {driver:5} {mode:8} rep {rep}: "
+              f"{figures['iops']:9.0f} IOPS  {figures['ctxt_per_io']:5.2f} ctxt/IO", flush=True)
+
+    def attach(self, backing, dio):
+        return run("losetup", f"--direct-io={'on' if dio else 'off'}", "-f", "--show",
+                   backing, capture=True).strip()
+
+    def setup(self):
+        layout = f",-{RAW_MIB + 16}M\n,{RAW_MIB}M\n"
+        subprocess.run(["sfdisk", "-q", DISK], input=layout, text=True, check=True)
+        run("udevadm", "settle")
+        run("mkfs.ext4", "-q", "-F", FS_PART)
+        os.makedirs(BACK, exist_ok=True)
+        os.makedirs(MNT, exist_ok=True)
+        run("mount", FS_PART, BACK)
+        # Written data everywhere: unwritten space reads as zeroes without
+        # touching the disk, and would measure a different path.
+        fill = ["--rw=write", "--bs=1M", "--ioengine=libaio", "--iodepth=8", "--direct=1"]
+        run("fio", "--name=fill", f"--filename={BACK}/raw.img", f"--size={RAW_MIB}M",
+            *fill, capture=True)
+        run("fio", "--name=fill", f"--filename={RAW_PART}", f"--size={RAW_MIB}M",
+            *fill, capture=True)
+        # Workload A's filesystem and data, made once through the C driver.
+        run("truncate", "-s", f"{self.a_back_mib}M", f"{BACK}/fs.img")
+        run("insmod", self.ko("c"))
+        dev = self.attach(f"{BACK}/fs.img", dio=False)
+        run("mkfs.ext4", "-q", dev)
+        run("mount", dev, MNT)
+        run("fio", "--name=a", f"--directory={MNT}", "--numjobs=4",
+            f"--size={self.a_file_mib}M", "--rw=write", "--bs=1M", "--ioengine=psync",
+            "--end_fsync=1", "--invalidate=0", capture=True)
+        run("umount", MNT)
+        run("losetup", "-d", dev)
+        run("udevadm", "settle")
+        run("rmmod", "loop")
+        print(f"bench: workload A: 4 x {self.a_file_mib} MiB on a {self.a_back_mib} MiB "
+              f"backing file; B and C: {RAW_MIB} MiB", flush=True)
+
+    def workload_a(self, driver, mode, rep):
+        dev = self.attach(f"{BACK}/fs.img", dio=mode == "dio")
+        run("mount", dev, MNT)
+        for rw in A_JOBS:
+            figures = self.fio_a(rw)
+            self.record("A", rw, driver, mode, rep, figures)
+        run("umount", MNT)
+        run("losetup", "-d", dev)
+
+    def fio_a(self, rw):
+        return fio(["--name=a", f"--directory={MNT}", "--numjobs=4",
+                    f"--size={self.a_file_mib}M", f"--rw={rw}", "--bs=4k",
+                    "--ioengine=psync"], f"{BACK}/fs.img", self.runtime)
+
+    def b_jobs(self, target, backing):
+        for name, (rw, bs, depth) in B_JOBS.items():
+            yield name, fio(["--name=b", f"--filename={target}", f"--size={RAW_MIB}M",
+                             f"--rw={rw}", f"--bs={bs}", "--ioengine=libaio",
+                             f"--iodepth={depth}", "--direct=1"], backing, self.runtime)
+
+    def workload_b(self, driver, mode, rep):
+        dev = self.attach(f"{BACK}/raw.img", dio=mode == "dio")
+        for name, figures in self.b_jobs(dev, f"{BACK}/raw.img"):
+            self.record("B", name, driver, mode, rep, figures)
+        run("losetup", "-d", dev)
+
+    def workload_c(self, rep):
+        for name, figures in self.b_jobs(f"{BACK}/raw.img", f"{BACK}/raw.img"):
+            self.record("C", name, "file", "odirect", rep, figures)
+        for name, figures in self.b_jobs(RAW_PART, None):
+            self.record("C", name, "disk", "odirect", rep, figures)
+
+    def main(self):
+        self.setup()
+        for rep in range(1, self.reps + 1):
+            for driver in ("c", "rloop"):
+                run("insmod", self.ko(driver))
+                for mode in ("buffered", "dio"):
+                    self.workload_a(driver, mode, rep)
+                    self.workload_b(driver, mode, rep)
+                run("udevadm", "settle")
+                run("rmmod", "loop")
+            self.workload_c(rep)
+        run("umount", BACK)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kdir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--runtime", type=int, default=5)
+    args = parser.parse_args()
+    Bench(args.kdir, args.out, args.reps, args.runtime).main()
+
+
+if __name__ == "__main__":
+    main()
