@@ -18,7 +18,7 @@ Every cell of {C, ours} x {buffered, DIO} runs REPS times, interleaved: a
 repetition runs C, then ours, then the ceiling. Caches are dropped before
 every run.
 
-    tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--runtime 5]
+    tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--runtime 4]
 """
 
 import argparse
@@ -153,7 +153,9 @@ class Bench:
                    backing, capture=True).strip()
 
     def setup(self):
-        layout = f",-{RAW_MIB + 16}M\n,{RAW_MIB}M\n"
+        with open("/sys/block/vda/size", encoding="ascii") as f:
+            disk_mib = int(f.read()) * 512 // 2**20
+        layout = f",{disk_mib - RAW_MIB - 16}M\n,{RAW_MIB}M\n"
         subprocess.run(["sfdisk", "-q", DISK], input=layout, text=True, check=True)
         run("udevadm", "settle")
         run("mkfs.ext4", "-q", "-F", FS_PART)
@@ -234,7 +236,7 @@ def main():
     parser.add_argument("--kdir", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--runtime", type=int, default=5)
+    parser.add_argument("--runtime", type=int, default=4)
     args = parser.parse_args()
     Bench(args.kdir, args.out, args.reps, args.runtime).main()
 
