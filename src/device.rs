@@ -850,7 +850,7 @@ impl WorkItem for LoopDevice {
     type Pointer = Arc<LoopDevice>;
 
     fn run(this: Arc<LoopDevice>) {
-        let _noio = sys::NoIo::enter();
+        let _worker = sys::WorkerScope::enter();
         let mut batch = this.batch.lock();
         loop {
             core::mem::swap(&mut *this.pending.lock(), &mut *batch);

@@ -163,22 +163,34 @@ int rloop_disk_rescan_partitions(struct gendisk *disk, bool open_mutex_held)
 
 /* misc */
 const struct path *rloop_file_path(struct file *file);
-unsigned int rloop_noio_save(void);
-void rloop_noio_restore(unsigned int flags);
+unsigned int rloop_worker_enter(void);
+void rloop_worker_exit(unsigned int old);
 
 const struct path *rloop_file_path(struct file *file)
 {
 	return &file->f_path;
 }
 
-unsigned int rloop_noio_save(void)
+#define RLOOP_WORKER_FLAGS (PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO)
+
+/*
+ * The task flags of the loop worker, as loop_process_work() sets them: no
+ * I/O from its allocations, and its buffered writes to the backing file
+ * throttled only against that file's device, not against the dirty pages
+ * of the filesystem on the loop device it is cleaning. Returns the flags'
+ * old values for rloop_worker_exit().
+ */
+unsigned int rloop_worker_enter(void)
 {
-	return memalloc_noio_save();
+	unsigned int old = current->flags & RLOOP_WORKER_FLAGS;
+
+	current->flags |= RLOOP_WORKER_FLAGS;
+	return old;
 }
 
-void rloop_noio_restore(unsigned int flags)
+void rloop_worker_exit(unsigned int old)
 {
-	memalloc_noio_restore(flags);
+	current->flags = (current->flags & ~RLOOP_WORKER_FLAGS) | old;
 }
 
 /* struct kstatfs is opaque to bindgen. */

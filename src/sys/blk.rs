@@ -165,7 +165,7 @@ impl Request {
     /// `O_DIRECT` backing file is still read and written buffered here.
     /// Writes hold the file's freeze protection for the call. Gathering
     /// the bvecs of a several-bio request allocates: call this inside a
-    /// [`super::NoIo`] scope.
+    /// [`super::WorkerScope`].
     pub fn transfer(&self, file: &BackingFile, pos: u64, write: bool) -> Result<usize> {
         let op = file.rw_iter_op(write).ok_or(EINVAL)?;
         // SAFETY: By the type invariant the request is live; the iterator
@@ -210,7 +210,7 @@ impl Request {
     /// and the driver gets it back, exactly once, in
     /// [`DiskDriver::direct_done`] with the byte count or the error.
     /// Gathering the bvecs of a several-bio request allocates: call this
-    /// inside a [`super::NoIo`] scope.
+    /// inside a [`super::WorkerScope`].
     pub fn submit_direct(self, file: BackingFile, pos: u64, write: bool) {
         let Some(op) = file.rw_iter_op(write) else {
             return self.end(BlkStatus::io_error());

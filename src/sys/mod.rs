@@ -60,26 +60,30 @@ pub fn capable_sys_admin() -> bool {
 
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rloop_noio_save() -> u32;
-    fn rloop_noio_restore(flags: u32);
+    fn rloop_worker_enter() -> u32;
+    fn rloop_worker_exit(old: u32);
 }
 
-/// A scope in which the current task's allocations do no I/O
-/// (`memalloc_noio_save`), as the loop worker runs in C.
-pub struct NoIo(u32);
+/// A scope in which the current task runs as the loop worker does in C
+/// (`loop_process_work()`): its allocations do no I/O (`PF_MEMALLOC_NOIO`),
+/// and its buffered writes to the backing file are throttled only against
+/// that file's device (`PF_LOCAL_THROTTLE`). Without the latter, the worker
+/// that cleans the dirty pages of a filesystem on the loop device waits in
+/// `balance_dirty_pages` for those very pages.
+pub struct WorkerScope(u32);
 
-impl NoIo {
+impl WorkerScope {
     /// Enters the scope until the guard goes.
     pub fn enter() -> Self {
-        // SAFETY: Only changes the current task's allocation flags.
-        Self(unsafe { rloop_noio_save() })
+        // SAFETY: Only changes the current task's own flags.
+        Self(unsafe { rloop_worker_enter() })
     }
 }
 
-impl Drop for NoIo {
+impl Drop for WorkerScope {
     fn drop(&mut self) {
         // SAFETY: Restores what `enter` saved, on the same task.
-        unsafe { rloop_noio_restore(self.0) };
+        unsafe { rloop_worker_exit(self.0) };
     }
 }
 
