@@ -229,6 +229,7 @@ class Bench:
                 run("rmmod", "loop")
             self.workload_c(rep)
         run("umount", BACK)
+        self.results.close()
 
 
 def main():

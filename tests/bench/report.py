@@ -50,7 +50,7 @@ def aggregate(runs):
         per_rep = [r["iops"] / c_by_rep[r["rep"]] for r in rs
                    if c_by_rep.get(r["rep"])]
         ratios[(w, j, m)] = summary(per_rep)
-    return cells, stats, ratios
+    return stats, ratios
 
 
 def jobs_of(stats, workload):
@@ -186,7 +186,7 @@ def main():
         sys.exit(__doc__)
     d = sys.argv[1]
     runs = load(os.path.join(d, "runs.jsonl"))
-    _, stats, ratios = aggregate(runs)
+    stats, ratios = aggregate(runs)
     with open(os.path.join(d, "results.json"), "w", encoding="utf-8") as f:
         json.dump({"cells": [{"workload": w, "job": j, "driver": dr, "mode": m, **s}
                              for (w, j, dr, m), s in stats.items()],
