@@ -24,6 +24,7 @@ every run.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -87,31 +88,29 @@ def resident_mib(path):
     return int(out.split()[0]) / 2**20
 
 
-class Fio:
-    """fio, run from a copy in tmpfs.
+def fio_in_tmpfs():
+    """The command that runs fio from a copy in tmpfs.
 
     Dropping the caches before every run also drops fio's binary and its
     64 shared libraries, which the guest then reads again from the host
     over 9p: 2 to 3 s per run under TCG, a third of the benchmark's time,
     and context switches counted against the run. tmpfs pages are not
-    dropped, so the copy stays in memory. The loader of the copy runs it
-    with the copied libraries.
+    dropped, so the copy stays in memory; its own loader runs it with the
+    copied libraries.
     """
-
-    DIR = "/dev/shm/bench-fio"
-
-    def __init__(self):
-        os.makedirs(self.DIR, exist_ok=True)
-        binary = subprocess.run(["sh", "-c", "command -v fio"], check=True, text=True,
-                                stdout=subprocess.PIPE).stdout.strip()
-        ldd = run("ldd", binary, capture=True)
-        libs = [w for line in ldd.splitlines() for w in line.split() if w.startswith("/")]
-        loader = [lib for lib in libs if "ld-linux" in os.path.basename(lib)]
-        if len(loader) != 1:
-            sys.exit(f"bench: no single dynamic loader for {binary}: {loader}")
-        run("cp", "-L", binary, *libs, self.DIR)
-        self.cmd = [os.path.join(self.DIR, os.path.basename(loader[0])),
-                    "--library-path", self.DIR, os.path.join(self.DIR, "fio")]
+    copy = "/dev/shm/bench-fio"
+    os.makedirs(copy, exist_ok=True)
+    binary = shutil.which("fio")
+    if binary is None:
+        sys.exit("bench: no fio")
+    libs = [w for line in run("ldd", binary, capture=True).splitlines()
+            for w in line.split() if w.startswith("/")]
+    loader = [lib for lib in libs if os.path.basename(lib).startswith("ld-linux")]
+    if len(loader) != 1:
+        sys.exit(f"bench: no single dynamic loader for {binary}: {loader}")
+    run("cp", "-L", binary, *libs, copy)
+    return [os.path.join(copy, os.path.basename(loader[0])), "--library-path", copy,
+            os.path.join(copy, "fio")]
 
 
 def drop_caches():
@@ -140,7 +139,7 @@ def fio(fio_cmd, args, backing, runtime):
         "p50_us": pct.get("50.000000", 0) / 1000,
         "p99_us": pct.get("99.000000", 0) / 1000,
         # System-wide, over the whole fio run (its start-up included, which
-        # no longer reads fio from the host: see Fio).
+        # no longer reads fio from the host: see fio_in_tmpfs).
         "ctxt_per_io": (c1 - c0) / max(ios, 1),
         "buffers_mib": meminfo_mib("Buffers"),
         "cached_mib": meminfo_mib("Cached"),
@@ -154,7 +153,7 @@ def fio(fio_cmd, args, backing, runtime):
 class Bench:
     def __init__(self, kdir, out, reps, runtime):
         self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
-        self.fio = Fio().cmd
+        self.fio = fio_in_tmpfs()
         self.results = open(os.path.join(out, "runs.jsonl"), "a", encoding="utf-8")
         with open("/proc/meminfo", encoding="ascii") as f:
             mem_mib = int(f.readline().split()[1]) // 1024
