@@ -957,8 +957,11 @@ t_nowait_paths() {
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     fb=$(($(nowait_stat loop0 eagain_fallbacks) - f0)); n=$(($(done_ios loop0) - n0))
     echo "note: nowait on: $n I/Os, $hits NOWAIT hits, $fb EAGAIN fallbacks, $worker in the worker"
+    # Each I/O is a NOWAIT hit or runs in the worker, once (after an
+    # EAGAIN fallback, or because a write was waiting there already).
+    [ $((hits + worker)) = "$n" ] || die "$hits hits + $worker worker I/Os != $n I/Os"
+    [ "$fb" -le "$worker" ] || die "$fb fallbacks but $worker worker I/Os"
     [ $((hits * 2)) -ge "$n" ] || die "only $hits NOWAIT hits of $n I/Os"
-    [ "$worker" -le $((fb + n / 10)) ] || die "$worker I/Os in the worker with NOWAIT on"
 
     echo 0 >/sys/block/loop0/loop/nowait
     sysfs_eq /sys/block/loop0/loop/nowait 0
@@ -971,7 +974,7 @@ t_nowait_paths() {
     n=$(($(done_ios loop0) - n0))
     echo "note: nowait off: $n I/Os, $hits NOWAIT hits, $worker in the worker"
     [ "$hits" = 0 ] || die "$hits NOWAIT hits with nowait off"
-    [ "$worker" -ge "$n" ] || die "only $worker of $n I/Os in the worker with nowait off"
+    [ "$worker" = "$n" ] || die "$worker worker I/Os for $n I/Os with nowait off"
     echo on >/sys/block/loop0/loop/nowait
     sysfs_eq /sys/block/loop0/loop/nowait 1
     echo 3 >/proc/sys/vm/drop_caches
