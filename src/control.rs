@@ -5,7 +5,6 @@
 //! devices on open of a `/dev/loopN` node that has none (the block probe).
 
 use kernel::{
-    debugfs::Dir,
     new_mutex, pr_warn_once,
     prelude::*,
     sync::{Arc, Mutex},
@@ -29,10 +28,6 @@ struct Slot {
 #[pin_data]
 pub(crate) struct Control {
     layout: Layout,
-    /// Whether new devices try `NOWAIT` submission (the `nowait` parameter).
-    nowait: bool,
-    /// The module's debugfs directory, `loop/`, with one per device.
-    debugfs: Dir,
     /// Whether `max_loop` was given and limits probes (see `params`).
     max_loop_specified: bool,
     #[pin]
@@ -41,12 +36,10 @@ pub(crate) struct Control {
 
 impl Control {
     /// Makes an empty registry.
-    pub(crate) fn new(layout: Layout, max_loop_specified: bool, nowait: bool) -> Result<Arc<Self>> {
+    pub(crate) fn new(layout: Layout, max_loop_specified: bool) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
                 layout,
-                nowait,
-                debugfs: Dir::new(c"loop"),
                 max_loop_specified,
                 slots <- new_mutex!(KVec::new()),
             }),
@@ -69,7 +62,7 @@ impl Control {
             // Refuse what add_disk would refuse, before allocating anything.
             self.layout.first_minor(index).ok_or(EINVAL)?;
             slots.reserve(1, GFP_KERNEL)?;
-            let dev = LoopDevice::new(index, &self.layout, &self.debugfs, self.nowait)?;
+            let dev = LoopDevice::new(index, &self.layout)?;
             let slot = Slot {
                 index,
                 dev: dev.clone(),

@@ -2,25 +2,22 @@
 
 //! One loop device: `/dev/loopN`, its state, its ioctls and its queue.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::{
-    debugfs::{Dir, Scope},
-    impl_has_work, new_mutex, new_spinlock, new_spinlock_irq, new_work, pr_warn,
+    impl_has_work, new_mutex, new_spinlock, new_work, pr_warn,
     prelude::*,
-    str::CString,
-    sync::{Arc, ArcBorrow, Mutex, SpinLock, SpinLockIrq},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
     uaccess::{UserPtr, UserSlice},
     workqueue::{self, Work, WorkItem},
 };
 
 use crate::direct_io::DioAlign;
-use crate::io_stats::IoStats;
 use crate::params::Layout;
 use crate::sys::{
     self,
     blk::{
-        driver_behind, tag_set_flags, BdevRef, BlkStatus, DirectMode, Disk, DiskDriver, DiskParams,
-        DiskRef, DiskSysfs, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
+        driver_behind, tag_set_flags, BdevRef, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef,
+        DiskSysfs, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -83,8 +80,6 @@ struct IoConfig {
     discard: bool,
     /// Reads and writes go to the file as direct, asynchronous I/O.
     direct: bool,
-    /// The file is a regular file (else a block device).
-    regular: bool,
 }
 
 impl IoConfig {
@@ -95,7 +90,6 @@ impl IoConfig {
                 offset,
                 discard,
                 direct,
-                regular: matches!(file.kind(), FileKind::Regular),
             },
             GFP_KERNEL,
         )
@@ -127,20 +121,9 @@ pub(crate) struct LoopDevice {
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
     /// Requests waiting for the worker; room for the queue depth is
-    /// reserved, so adding one never allocates. The `NOWAIT` fallback adds
-    /// from interrupt context too.
+    /// reserved, so `queue_rq` never allocates.
     #[pin]
-    pending: SpinLockIrq<KVec<Request>>,
-    /// Writes handed to the worker and not yet run by it: while there are
-    /// any, writes to a regular file are not tried with `NOWAIT`.
-    worker_writes: AtomicU32,
-    /// Direct reads and writes are first tried from `queue_rq` with
-    /// `IOCB_NOWAIT` (the `nowait` module parameter, and the device's
-    /// `loop/nowait` in sysfs).
-    nowait: AtomicBool,
-    /// The debugfs counters and fault knob.
-    #[pin]
-    stats: Scope<IoStats>,
+    pending: SpinLock<KVec<Request>>,
     /// The worker's own batch, swapped with `pending`.
     #[pin]
     batch: Mutex<KVec<Request>>,
@@ -157,18 +140,10 @@ impl_has_work! {
 
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
-    /// Its debugfs directory goes under `debugfs`; `nowait` is the initial
-    /// setting of `NOWAIT` submission.
-    pub(crate) fn new(
-        index: u32,
-        layout: &Layout,
-        debugfs: &Dir,
-        nowait: bool,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn new(index: u32, layout: &Layout) -> Result<Arc<Self>> {
         let depth = layout.hw_queue_depth as usize;
         let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
         let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
-        let name = CString::try_from_fmt(fmt!("loop{index}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -176,21 +151,13 @@ impl LoopDevice {
                 phase: AtomicU8::new(Phase::Unbound as u8),
                 inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
                 io <- new_spinlock!(None),
-                pending <- new_spinlock_irq!(pending),
-                worker_writes: AtomicU32::new(0),
-                nowait: AtomicBool::new(nowait),
-                stats <- IoStats::new(debugfs, &name),
+                pending <- new_spinlock!(pending),
                 batch <- new_mutex!(batch),
                 work <- new_work!("LoopDevice::work"),
-                // Blocking: `queue_rq` calls into the backing file's
-                // filesystem, which allocates and takes sleeping locks even
-                // with `IOCB_NOWAIT`.
                 tag_set <- TagSet::new(
                     1,
                     layout.hw_queue_depth,
-                    tag_set_flags::STACKING
-                        | tag_set_flags::NO_SCHED_BY_DEFAULT
-                        | tag_set_flags::BLOCKING,
+                    tag_set_flags::STACKING | tag_set_flags::NO_SCHED_BY_DEFAULT,
                 ),
             }),
             GFP_KERNEL,
@@ -212,9 +179,6 @@ impl LoopDevice {
                 part_scan: layout.part_shift > 0,
                 name: format_args!("loop{}", self.index),
                 max_hw_sectors: crate::params::MAX_HW_SECTORS,
-                // As the C driver since 6.x: writeback throttling on the
-                // loop queue can wait on the loop device's own writeback.
-                writeback_throttling: false,
             },
         )?;
         self.inner.lock().disk = Some(disk);
@@ -736,13 +700,7 @@ impl LoopDevice {
             ReqOp::Read | ReqOp::Write if io.direct => {
                 // Ends in `direct_done`.
                 let write = rq.op() == ReqOp::Write;
-                let submitted =
-                    rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, DirectMode::Blocking);
-                // A blocking submission always takes the request.
-                if let Err(rq) = submitted {
-                    rq.end(BlkStatus::io_error());
-                }
-                return;
+                return rq.submit_direct(io.file.clone_ref(), pos, write);
             }
             ReqOp::Write => {
                 let result = rq.transfer(&io.file, pos, true);
@@ -775,52 +733,6 @@ impl LoopDevice {
             Err(e) => BlkStatus::from_error(e),
         };
         rq.end(status);
-    }
-
-    /// Tries a direct read or write from `queue_rq` with `IOCB_NOWAIT`, so
-    /// that it costs no switch to the worker. Returns the request if it
-    /// was not submitted, for the worker.
-    ///
-    /// Only when it is worth it: reads, and writes to a block device or to
-    /// a regular file with no write waiting for the worker (writes that
-    /// allocate blocks get `EAGAIN`, and so would the ones after them).
-    /// Never from inside a filesystem transaction or memory reclaim.
-    fn try_nowait(&self, rq: Request) -> Option<Request> {
-        let write = match rq.op() {
-            ReqOp::Read => false,
-            ReqOp::Write => true,
-            _ => return Some(rq),
-        };
-        if !self.nowait.load(Ordering::Relaxed) || !sys::may_submit_inline() {
-            return Some(rq);
-        }
-        let Some(io) = self.io.lock().clone() else {
-            return Some(rq);
-        };
-        if !io.direct || (write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0) {
-            return Some(rq);
-        }
-        let pos = rq.pos() + io.offset;
-        let mode = self.stats.nowait_mode();
-        let _noio = sys::NoIoScope::enter();
-        rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode)
-            .err()
-    }
-
-    /// Hands `rq` to the worker.
-    fn to_worker(this: ArcBorrow<'_, Self>, rq: Request) {
-        let write = rq.op() == ReqOp::Write;
-        if write {
-            this.worker_writes.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = this.pending.lock().push_within_capacity(rq) {
-            // More requests than tags: cannot happen; fail rather than wait.
-            if write {
-                this.worker_writes.fetch_sub(1, Ordering::Relaxed);
-            }
-            return e.0.end(BlkStatus::io_error());
-        }
-        let _ = workqueue::system_unbound().enqueue(Arc::<LoopDevice>::from(this));
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -947,14 +859,9 @@ impl WorkItem for LoopDevice {
             }
             let io = this.io.lock().clone();
             for rq in batch.drain_all() {
-                this.stats.worker_io();
-                let write = rq.op() == ReqOp::Write;
                 match &io {
                     Some(io) => Self::handle(io, rq),
                     None => rq.end(BlkStatus::io_error()),
-                }
-                if write {
-                    this.worker_writes.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         }
@@ -983,21 +890,7 @@ impl DiskSysfs for LoopDevice {
             SysfsAttr::Autoclear => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_AUTOCLEAR))),
             SysfsAttr::Partscan => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_PARTSCAN))),
             SysfsAttr::Dio => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_DIRECT_IO))),
-            SysfsAttr::Nowait => emit(SysfsValue::Number(u64::from(
-                this.nowait.load(Ordering::Relaxed),
-            ))),
         })
-    }
-
-    fn store(this: ArcBorrow<'_, Self>, attr: SysfsAttr, input: &[u8]) -> Result {
-        match attr {
-            SysfsAttr::Nowait => {
-                let on = crate::params::parse_switch(input).ok_or(EINVAL)?;
-                this.nowait.store(on, Ordering::Relaxed);
-                Ok(())
-            }
-            _ => Err(EACCES),
-        }
     }
 }
 
@@ -1101,16 +994,8 @@ impl DiskDriver for LoopDevice {
         Ok(0)
     }
 
-    fn direct_done(this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>, nowait: bool) {
-        if nowait {
-            this.stats.nowait_hit();
-        }
+    fn direct_done(_this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>) {
         Self::finish_rw(rq, result);
-    }
-
-    fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {
-        this.stats.eagain_fallback();
-        Self::to_worker(this, rq);
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1118,8 +1003,10 @@ impl DiskDriver for LoopDevice {
             // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
-        if let Some(rq) = this.try_nowait(rq) {
-            Self::to_worker(this, rq);
+        if let Err(e) = this.pending.lock().push_within_capacity(rq) {
+            // More requests than tags: cannot happen; fail rather than wait.
+            return e.0.end(BlkStatus::io_error());
         }
+        let _ = workqueue::system_unbound().enqueue(Arc::<LoopDevice>::from(this));
     }
 }

@@ -212,24 +212,14 @@ int rloop_file_fs_block_size(struct file *file, u32 *bsize)
  * Rust callback registered with rloop_sysfs_set_show().
  */
 static ssize_t (*rloop_attr_show_fn)(void *private_data, int which, char *buf);
-static ssize_t (*rloop_attr_store_fn)(void *private_data, int which, const char *buf,
-				      size_t count);
 
 void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *buf));
-void rloop_sysfs_set_store(ssize_t (*store)(void *private_data, int which, const char *buf,
-					    size_t count));
 int rloop_disk_sysfs_add(struct gendisk *disk);
 void rloop_disk_sysfs_remove(struct gendisk *disk);
 
 void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *buf))
 {
 	rloop_attr_show_fn = show;
-}
-
-void rloop_sysfs_set_store(ssize_t (*store)(void *private_data, int which, const char *buf,
-					    size_t count))
-{
-	rloop_attr_store_fn = store;
 }
 
 #define RLOOP_ATTR_RO(_name, _which)						\
@@ -241,21 +231,6 @@ static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
 static struct device_attribute rloop_attr_##_name =			\
 	__ATTR(_name, 0444, rloop_attr_##_name##_show, NULL)
 
-#define RLOOP_ATTR_RW(_name, _which)						\
-static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
-		struct device_attribute *attr, char *buf)			\
-{									\
-	return rloop_attr_show_fn(dev_to_disk(dev)->private_data, _which, buf); \
-}									\
-static ssize_t rloop_attr_##_name##_store(struct device *dev,		\
-		struct device_attribute *attr, const char *buf, size_t count)	\
-{									\
-	return rloop_attr_store_fn(dev_to_disk(dev)->private_data, _which, \
-				   buf, count);				\
-}									\
-static struct device_attribute rloop_attr_##_name =			\
-	__ATTR(_name, 0644, rloop_attr_##_name##_show, rloop_attr_##_name##_store)
-
 /* The indices are those of sys::blk::SysfsAttr. */
 RLOOP_ATTR_RO(backing_file, 0);
 RLOOP_ATTR_RO(offset, 1);
@@ -263,7 +238,6 @@ RLOOP_ATTR_RO(sizelimit, 2);
 RLOOP_ATTR_RO(autoclear, 3);
 RLOOP_ATTR_RO(partscan, 4);
 RLOOP_ATTR_RO(dio, 5);
-RLOOP_ATTR_RW(nowait, 6);
 
 static struct attribute *rloop_attrs[] = {
 	&rloop_attr_backing_file.attr,
@@ -272,7 +246,6 @@ static struct attribute *rloop_attrs[] = {
 	&rloop_attr_autoclear.attr,
 	&rloop_attr_partscan.attr,
 	&rloop_attr_dio.attr,
-	&rloop_attr_nowait.attr,
 	NULL,
 };
 
@@ -431,64 +404,4 @@ void rloop_limits_cancel_update(struct request_queue *q);
 void rloop_limits_cancel_update(struct request_queue *q)
 {
 	queue_limits_cancel_update(q);
-}
-
-/*
- * Direct submission from queue_rq with IOCB_NOWAIT.
- *
- * kiocb_start_write() without the wait: the write freeze protection, or
- * false while the filesystem is frozen (or being frozen).
- */
-bool rloop_kiocb_start_write_nowait(struct kiocb *iocb);
-bool rloop_may_submit_inline(void);
-int rloop_iocb_nowait(void);
-void rloop_queue_disable_wbt_default(struct request_queue *q);
-
-bool rloop_kiocb_start_write_nowait(struct kiocb *iocb)
-{
-	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
-
-	if (!sb_start_write_trylock(sb))
-		return false;
-	/* As kiocb_start_write(): the protection is dropped in another context. */
-	__sb_writers_release(sb, SB_FREEZE_WRITE);
-	iocb->ki_flags |= IOCB_WRITE;
-	return true;
-}
-
-/* IOCB_NOWAIT, a cast bindgen cannot evaluate. */
-int rloop_iocb_nowait(void)
-{
-	return IOCB_NOWAIT;
-}
-
-/*
- * Whether the current task may call into the backing file's filesystem
- * from queue_rq: not while it is inside a filesystem transaction (an upper
- * filesystem's journal handle in journal_info would be taken for the lower
- * one's), and not from memory reclaim.
- */
-bool rloop_may_submit_inline(void)
-{
-	return !current->journal_info && !(current->flags & PF_MEMALLOC);
-}
-
-/* No writeback throttling by default, set before the disk is added. */
-void rloop_queue_disable_wbt_default(struct request_queue *q)
-{
-	blk_queue_flag_set(QUEUE_FLAG_DISABLE_WBT_DEF, q);
-}
-
-/* memalloc_noio_save()/restore() */
-unsigned int rloop_noio_save(void);
-void rloop_noio_restore(unsigned int flags);
-
-unsigned int rloop_noio_save(void)
-{
-	return memalloc_noio_save();
-}
-
-void rloop_noio_restore(unsigned int flags)
-{
-	memalloc_noio_restore(flags);
 }

@@ -119,35 +119,9 @@ pub fn ctl_index(arg: usize) -> Option<u32> {
     (i >= 0).then_some(i as u32)
 }
 
-/// A boolean written to a sysfs switch, the words of `kstrtobool()` but
-/// whole (it reads only the first letters): `1`,
-/// `y`, `t` or `on` for true, `0`, `n`, `f` or `off` for false, in either
-/// case, with one trailing newline allowed.
-pub fn parse_switch(input: &[u8]) -> Option<bool> {
-    let s = input.strip_suffix(b"\n").unwrap_or(input);
-    match s {
-        b"1" | b"y" | b"Y" | b"t" | b"T" | b"on" | b"ON" | b"On" => Some(true),
-        b"0" | b"n" | b"N" | b"f" | b"F" | b"off" | b"OFF" | b"Off" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn switches_parse_like_kstrtobool() {
-        for on in [&b"1"[..], b"1\n", b"y", b"Y\n", b"on", b"t"] {
-            assert_eq!(parse_switch(on), Some(true), "{on:?}");
-        }
-        for off in [&b"0"[..], b"0\n", b"n", b"off\n", b"OFF", b"f"] {
-            assert_eq!(parse_switch(off), Some(false), "{off:?}");
-        }
-        for bad in [&b""[..], b"\n", b"2", b"yes", b"1\n\n", b" 1", b"o"] {
-            assert_eq!(parse_switch(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn defaults_are_valid() {

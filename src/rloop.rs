@@ -12,7 +12,6 @@
 mod control;
 mod device;
 pub mod direct_io;
-mod io_stats;
 pub mod params;
 pub mod sys;
 pub mod uapi;
@@ -43,10 +42,6 @@ module! {
             default: crate::params::DEFAULT_HW_QUEUE_DEPTH,
             description: "Queue depth for each hardware queue. Default: 128",
         },
-        nowait: u32 {
-            default: 1,
-            description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first (0: always via the worker). Default: 1",
-        },
     },
 }
 
@@ -75,11 +70,7 @@ impl kernel::InPlaceModule for LoopModule {
             .map_err(|_| EINVAL)?;
             // The module! parameters cannot tell "given" from "default", so a
             // value other than the default counts as given.
-            let control = Control::new(
-                layout,
-                max_loop != params::MIN_COUNT,
-                module_parameters::nowait.value() != 0,
-            )?;
+            let control = Control::new(layout, max_loop != params::MIN_COUNT)?;
             sys::blk::sysfs_register::<device::LoopDevice>();
             Ok(try_pin_init!(Self {
                 control_dev <- MiscRegistration::register(

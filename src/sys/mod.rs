@@ -62,9 +62,6 @@ pub fn capable_sys_admin() -> bool {
 extern "C" {
     fn rloop_worker_enter() -> u32;
     fn rloop_worker_exit(old: u32);
-    fn rloop_noio_save() -> u32;
-    fn rloop_noio_restore(flags: u32);
-    fn rloop_may_submit_inline() -> bool;
 }
 
 /// A scope in which the current task runs as the loop worker does in C
@@ -88,35 +85,6 @@ impl Drop for WorkerScope {
         // SAFETY: Restores what `enter` saved, on the same task.
         unsafe { rloop_worker_exit(self.0) };
     }
-}
-
-/// A scope in which the current task's allocations do no I/O
-/// (`memalloc_noio_save`): what a submitter that calls into the backing
-/// file's filesystem from `queue_rq` needs, since reclaim could otherwise
-/// write back to the very device it is submitting to.
-pub struct NoIoScope(u32);
-
-impl NoIoScope {
-    /// Enters the scope until the guard goes.
-    pub fn enter() -> Self {
-        // SAFETY: Only changes the current task's own flags.
-        Self(unsafe { rloop_noio_save() })
-    }
-}
-
-impl Drop for NoIoScope {
-    fn drop(&mut self) {
-        // SAFETY: Restores what `enter` saved, on the same task.
-        unsafe { rloop_noio_restore(self.0) };
-    }
-}
-
-/// Whether the current task may call into another filesystem: it is not
-/// inside a filesystem transaction (whose handle in `journal_info` the
-/// backing filesystem would take for its own) and not in memory reclaim.
-pub fn may_submit_inline() -> bool {
-    // SAFETY: Only reads the current task's own fields.
-    unsafe { rloop_may_submit_inline() }
 }
 
 /// Waits until `work` is neither queued nor running (`flush_work`): module
