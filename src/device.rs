@@ -5,12 +5,11 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::{
     debugfs::{Dir, Scope},
-    impl_has_work, new_mutex, new_spinlock, new_spinlock_irq, new_work, pr_warn,
+    new_mutex, new_spinlock, pr_warn,
     prelude::*,
     str::CString,
-    sync::{Arc, ArcBorrow, Mutex, SpinLock, SpinLockIrq},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
     uaccess::{UserPtr, UserSlice},
-    workqueue::{self, Work, WorkItem},
 };
 
 use crate::direct_io::DioAlign;
@@ -20,7 +19,8 @@ use crate::sys::{
     self,
     blk::{
         driver_behind, tag_set_flags, BdevRef, BlkStatus, DirectMode, Disk, DiskDriver, DiskParams,
-        DiskRef, DiskSysfs, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
+        DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue,
+        TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -126,12 +126,10 @@ pub(crate) struct LoopDevice {
     inner: Mutex<Inner>,
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
-    /// Requests waiting for the worker; room for the queue depth is
-    /// reserved, so adding one never allocates. The `NOWAIT` fallback adds
-    /// from interrupt context too.
-    #[pin]
-    pending: SpinLockIrq<KVec<Request>>,
-    /// Writes handed to the worker and not yet run by it: while there are
+    /// The module's workqueue, where each request that needs a worker is
+    /// its own work item.
+    wq: Arc<IoWorkqueue>,
+    /// Writes handed to a worker and not yet run by it: while there are
     /// any, writes to a regular file are not tried with `NOWAIT`.
     worker_writes: AtomicU32,
     /// Direct reads and writes are first tried from `queue_rq` with
@@ -141,33 +139,23 @@ pub(crate) struct LoopDevice {
     /// The debugfs counters and fault knob.
     #[pin]
     stats: Scope<IoStats>,
-    /// The worker's own batch, swapped with `pending`.
-    #[pin]
-    batch: Mutex<KVec<Request>>,
-    #[pin]
-    work: Work<LoopDevice>,
     /// Freed after the disk, when the last reference goes.
     #[pin]
     tag_set: TagSet<LoopDevice>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for LoopDevice { self.work }
-}
-
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
     /// Its debugfs directory goes under `debugfs`; `nowait` is the initial
-    /// setting of `NOWAIT` submission.
+    /// setting of `NOWAIT` submission; requests that need a worker go to
+    /// `wq`.
     pub(crate) fn new(
         index: u32,
         layout: &Layout,
         debugfs: &Dir,
         nowait: bool,
+        wq: Arc<IoWorkqueue>,
     ) -> Result<Arc<Self>> {
-        let depth = layout.hw_queue_depth as usize;
-        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
-        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("loop{index}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
@@ -176,17 +164,15 @@ impl LoopDevice {
                 phase: AtomicU8::new(Phase::Unbound as u8),
                 inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
                 io <- new_spinlock!(None),
-                pending <- new_spinlock_irq!(pending),
+                wq,
                 worker_writes: AtomicU32::new(0),
                 nowait: AtomicBool::new(nowait),
                 stats <- IoStats::new(debugfs, &name),
-                batch <- new_mutex!(batch),
-                work <- new_work!("LoopDevice::work"),
                 // Blocking: `queue_rq` calls into the backing file's
                 // filesystem, which allocates and takes sleeping locks even
                 // with `IOCB_NOWAIT`.
                 tag_set <- TagSet::new(
-                    1,
+                    layout.nr_hw_queues,
                     layout.hw_queue_depth,
                     tag_set_flags::STACKING
                         | tag_set_flags::NO_SCHED_BY_DEFAULT
@@ -274,8 +260,9 @@ impl LoopDevice {
     }
 
     /// Takes the device down for module exit. Nothing is open or bound: a
-    /// bound device holds a module reference. Waits for the worker, whose
-    /// code goes with the module.
+    /// bound device holds a module reference. The workers' code goes with
+    /// the module: the workqueue waits for them when it goes, after every
+    /// device.
     pub(crate) fn remove_for_exit(&self) {
         let disk = {
             let mut inner = self.inner.lock();
@@ -283,13 +270,6 @@ impl LoopDevice {
             inner.disk.take()
         };
         drop(disk);
-        self.flush_worker();
-    }
-
-    /// Waits for the worker to be idle. An unbound device queues no more
-    /// work, so after this none of the module's code runs for it.
-    pub(crate) fn flush_worker(&self) {
-        sys::flush_work(&self.work);
     }
 
     // --- attach -------------------------------------------------------------
@@ -807,20 +787,12 @@ impl LoopDevice {
             .err()
     }
 
-    /// Hands `rq` to the worker.
-    fn to_worker(this: ArcBorrow<'_, Self>, rq: Request) {
-        let write = rq.op() == ReqOp::Write;
-        if write {
-            this.worker_writes.fetch_add(1, Ordering::Relaxed);
+    /// Hands `rq` to a worker (`run_queued`). Any context.
+    fn to_worker(&self, rq: Request) {
+        if rq.op() == ReqOp::Write {
+            self.worker_writes.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(e) = this.pending.lock().push_within_capacity(rq) {
-            // More requests than tags: cannot happen; fail rather than wait.
-            if write {
-                this.worker_writes.fetch_sub(1, Ordering::Relaxed);
-            }
-            return e.0.end(BlkStatus::io_error());
-        }
-        let _ = workqueue::system_unbound().enqueue(Arc::<LoopDevice>::from(this));
+        rq.queue_work::<Self>(&self.wq);
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -932,33 +904,6 @@ fn user_arg(arg: usize) -> Result<usize> {
         return Err(EINVAL);
     }
     Ok(arg)
-}
-
-impl WorkItem for LoopDevice {
-    type Pointer = Arc<LoopDevice>;
-
-    fn run(this: Arc<LoopDevice>) {
-        let _worker = sys::WorkerScope::enter();
-        let mut batch = this.batch.lock();
-        loop {
-            core::mem::swap(&mut *this.pending.lock(), &mut *batch);
-            if batch.is_empty() {
-                break;
-            }
-            let io = this.io.lock().clone();
-            for rq in batch.drain_all() {
-                this.stats.worker_io();
-                let write = rq.op() == ReqOp::Write;
-                match &io {
-                    Some(io) => Self::handle(io, rq),
-                    None => rq.end(BlkStatus::io_error()),
-                }
-                if write {
-                    this.worker_writes.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
 }
 
 impl DiskSysfs for LoopDevice {
@@ -1110,7 +1055,24 @@ impl DiskDriver for LoopDevice {
 
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {
         this.stats.eagain_fallback();
-        Self::to_worker(this, rq);
+        this.to_worker(rq);
+    }
+
+    /// The worker path: every request runs in its own work item, so the
+    /// buffered ones run concurrently, each blocking only itself, with no
+    /// ordering between them (the block layer asks for none: a flush
+    /// covers the writes completed before it, which it follows).
+    fn run_queued(this: ArcBorrow<'_, Self>, rq: Request) {
+        let _worker = sys::WorkerScope::enter();
+        this.stats.worker_io();
+        let write = rq.op() == ReqOp::Write;
+        match this.io.lock().clone() {
+            Some(io) => Self::handle(&io, rq),
+            None => rq.end(BlkStatus::io_error()),
+        }
+        if write {
+            this.worker_writes.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1119,7 +1081,7 @@ impl DiskDriver for LoopDevice {
             return rq.end(BlkStatus::io_error());
         }
         if let Some(rq) = this.try_nowait(rq) {
-            Self::to_worker(this, rq);
+            this.to_worker(rq);
         }
     }
 }

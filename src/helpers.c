@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
+#include <linux/workqueue.h>
 
 unsigned int rloop_disk_openers(struct gendisk *disk);
 void rloop_disk_set_part_scan(struct gendisk *disk, bool enable);
@@ -491,4 +492,26 @@ unsigned int rloop_noio_save(void)
 void rloop_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+/*
+ * The module's workqueue for requests run by a worker: unbound, with a
+ * rescuer, since it is in the writeback path of whatever sits on a loop
+ * device. Each request is its own work item (in its PDU), so they run
+ * concurrently.
+ */
+struct workqueue_struct *rloop_alloc_io_workqueue(void);
+void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
+			 work_func_t fn);
+
+struct workqueue_struct *rloop_alloc_io_workqueue(void)
+{
+	return alloc_workqueue("loop_io", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+}
+
+void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
+			 work_func_t fn)
+{
+	INIT_WORK(work, fn);
+	queue_work(wq, work);
 }

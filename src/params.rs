@@ -2,7 +2,7 @@
 
 //! The rules for the module parameters `max_loop`, `max_part` and
 //! `hw_queue_depth`, as `loop_init()` and its parameter setters in
-//! `drivers/block/loop.c` apply them.
+//! `drivers/block/loop.c` apply them, and for rloop's own `nr_hw_queues`.
 //!
 //! Pure `core` code: compiled into the module and tested on the host.
 
@@ -56,6 +56,8 @@ pub struct Layout {
     pub max_loop: i32,
     /// The queue depth of each hardware queue.
     pub hw_queue_depth: u32,
+    /// Hardware queues per device (1 unless [`Layout::with_hw_queues`]).
+    pub nr_hw_queues: u32,
 }
 
 impl Layout {
@@ -84,6 +86,21 @@ impl Layout {
             max_part: exported_max_part,
             max_loop,
             hw_queue_depth: hw_queue_depth as u32,
+            nr_hw_queues: 1,
+        })
+    }
+
+    /// Sets the number of hardware queues from `nr_hw_queues`: 0 for one
+    /// per possible CPU (`nr_cpus`), else at least 1 and at most `nr_cpus`.
+    pub fn with_hw_queues(self, nr_hw_queues: i32, nr_cpus: u32) -> Result<Self, InvalidParam> {
+        let nr = match nr_hw_queues {
+            0 => nr_cpus.max(1),
+            n if n > 0 && n as u32 <= nr_cpus => n as u32,
+            _ => return Err(InvalidParam),
+        };
+        Ok(Self {
+            nr_hw_queues: nr,
+            ..self
         })
     }
 
@@ -135,6 +152,18 @@ pub fn parse_switch(input: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hw_queues_are_one_per_cpu_at_most() {
+        let l = Layout::new(8, 0, 128).unwrap();
+        assert_eq!(l.nr_hw_queues, 1);
+        assert_eq!(l.with_hw_queues(1, 4).unwrap().nr_hw_queues, 1);
+        assert_eq!(l.with_hw_queues(4, 4).unwrap().nr_hw_queues, 4);
+        assert_eq!(l.with_hw_queues(0, 4).unwrap().nr_hw_queues, 4);
+        assert_eq!(l.with_hw_queues(5, 4), Err(InvalidParam));
+        assert_eq!(l.with_hw_queues(-1, 4), Err(InvalidParam));
+        assert_eq!(l.with_hw_queues(i32::MAX, 4), Err(InvalidParam));
+    }
 
     #[test]
     fn switches_parse_like_kstrtobool() {

@@ -71,6 +71,12 @@ extern "C" {
     fn rloop_limits_cancel_update(q: *mut bindings::request_queue);
     fn rloop_kiocb_start_write_nowait(iocb: *mut bindings::kiocb) -> bool;
     fn rloop_iocb_nowait() -> c_int;
+    fn rloop_alloc_io_workqueue() -> *mut bindings::workqueue_struct;
+    fn rloop_queue_rq_work(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+        func: unsafe extern "C" fn(*mut bindings::work_struct),
+    );
     fn rloop_queue_disable_wbt_default(q: *mut bindings::request_queue);
 }
 
@@ -331,6 +337,23 @@ impl Request {
         Ok(())
     }
 
+    /// Hands the request to a worker of `wq`, where the driver `T` gets it
+    /// back in [`DiskDriver::run_queued`], in a context that may sleep.
+    /// The work item is the request's own, in its command, so requests
+    /// handed over run concurrently. May be called from any context.
+    pub fn queue_work<T: DiskDriver>(self, wq: &IoWorkqueue) {
+        let rq = ManuallyDrop::new(self);
+        // SAFETY: The request is live and owned by the driver; its command
+        // is not in use by a direct I/O (which gives the request back only
+        // when it is over), so its work item is free. The work function is
+        // for `T`, whose disk the request belongs to; the workqueue lives
+        // until every work item on it is done (`IoWorkqueue`'s drop).
+        unsafe {
+            let cmd = Cmd::of(rq.raw());
+            rloop_queue_rq_work(wq.ptr.as_ptr(), &raw mut (*cmd).work, run_work::<T>);
+        }
+    }
+
     /// Zero-fills all the request's data.
     pub fn zero_fill(&self) {
         // SAFETY: By the type invariant the request is live.
@@ -446,6 +469,71 @@ struct Cmd {
     /// Fault injection: the result is taken as `-EAGAIN`.
     fail_late: bool,
     io: MaybeUninit<InFlight>,
+    /// The work item of [`Request::queue_work`].
+    work: bindings::work_struct,
+}
+
+/// The work function of a request handed to [`Request::queue_work`].
+///
+/// # Safety
+///
+/// Called by the workqueue for the `work` of the command of a request of a
+/// disk made by [`Disk::new`] for `T`, queued by `queue_work`.
+unsafe extern "C" fn run_work<T: DiskDriver>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is in a command, which is the PDU of a request that
+    // the driver owns; its queue data is alive until `free_disk`, which
+    // cannot come while the request is in flight.
+    let (rq, this) = unsafe {
+        let cmd: *mut Cmd = kernel::container_of!(work, Cmd, work);
+        let rq = bindings::blk_mq_rq_from_pdu(cmd.cast());
+        (rq, Callbacks::<T>::borrow((*(*rq).q).queuedata))
+    };
+    // INVARIANT: `queue_work` gave the request up to this work item, which
+    // runs once per queueing.
+    T::run_queued(
+        this,
+        Request {
+            // SAFETY: A PDU's request is not null.
+            ptr: unsafe { NonNull::new_unchecked(rq) },
+        },
+    );
+}
+
+/// A workqueue of the module's own for [`Request::queue_work`]: unbound,
+/// with a rescuer thread (`WQ_MEM_RECLAIM`), since requests of a loop
+/// device are in the writeback path of what sits on it. Dropping it waits
+/// for every work item on it (`destroy_workqueue`): the module's code is
+/// not left running after it.
+///
+/// # Invariants
+///
+/// `ptr` is a workqueue from `alloc_workqueue`, not destroyed.
+pub struct IoWorkqueue {
+    ptr: NonNull<bindings::workqueue_struct>,
+}
+
+// SAFETY: A workqueue is used and destroyed from any thread.
+unsafe impl Send for IoWorkqueue {}
+// SAFETY: `queue_work` is thread-safe.
+unsafe impl Sync for IoWorkqueue {}
+
+impl IoWorkqueue {
+    /// Allocates the workqueue (`loop_io`).
+    pub fn new() -> Result<Self> {
+        // SAFETY: No preconditions.
+        let ptr = unsafe { rloop_alloc_io_workqueue() };
+        Ok(Self {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Drop for IoWorkqueue {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the workqueue is live; it drains
+        // first, and nothing queues on it any more: every holder is gone.
+        unsafe { bindings::destroy_workqueue(self.ptr.as_ptr()) };
+    }
 }
 
 impl Cmd {
@@ -1009,6 +1097,10 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     /// May run in any context, hard interrupts included: it must not sleep
     /// and must take only interrupt-safe locks.
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request);
+
+    /// A request given to [`Request::queue_work`], in a worker: it may
+    /// sleep.
+    fn run_queued(this: ArcBorrow<'_, Self>, rq: Request);
 }
 
 struct Callbacks<T: DiskDriver>(PhantomData<T>);

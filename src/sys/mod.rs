@@ -118,10 +118,3 @@ pub fn may_submit_inline() -> bool {
     // SAFETY: Only reads the current task's own fields.
     unsafe { rloop_may_submit_inline() }
 }
-
-/// Waits until `work` is neither queued nor running (`flush_work`): module
-/// exit must not free code a work item still runs.
-pub fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Work<T, ID>) {
-    // SAFETY: `work` is an initialised, pinned work item, valid for the call.
-    unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
-}

@@ -1063,6 +1063,43 @@ t_nowait_toggle_detach_race() {
     unload
 }
 
+# --- Hardware queues and concurrent buffered I/O (rloop only) -----------------
+
+# nr_hw_queues: 1 by default, 0 for one per CPU, more than the CPUs
+# refused. Buffered random reads at depth 16 run concurrently: the backing
+# disk sees several reads in flight at once (one worker at a time would
+# show one); and buffered fio verify passes on every queue count.
+t_hw_queues() {
+    local ncpu; ncpu=$(nproc)
+    load
+    [ "$(ls -d /sys/block/loop0/mq/*/ | wc -l)" = 1 ] || die "default: not 1 hardware queue"
+    unload
+    if load nr_hw_queues=$((ncpu + 1)) 2>/dev/null; then unload; die "nr_hw_queues=$((ncpu + 1)) loaded"; fi
+    if load nr_hw_queues=-1 2>/dev/null; then unload; die "nr_hw_queues=-1 loaded"; fi
+    load nr_hw_queues=0
+    [ "$(ls -d /sys/block/loop0/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
+    mkimg $SCRATCH/img 128
+    local dev; dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    local disk; disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE $SCRATCH)" 2>/dev/null)
+    disk=${disk:-$(basename "$(findmnt -no SOURCE $SCRATCH)")}
+    echo 3 >/proc/sys/vm/drop_caches
+    timeout 300 fio --name=rr --filename=$dev --size=128M --rw=randread --bs=4k --ioengine=libaio \
+        --iodepth=16 --direct=1 --runtime=5 --time_based --minimal >/tmp/fio.out 2>&1 &
+    local fio_pid=$! max=0 cur
+    while kill -0 $fio_pid 2>/dev/null; do
+        cur=$(awk '{ print $1 }' /sys/block/$disk/inflight)
+        [ "$cur" -le "$max" ] || max=$cur
+        sleep 0.05
+    done
+    wait $fio_pid || die "fio randread failed: $(tail -5 /tmp/fio.out)"
+    echo "note: buffered randread at depth 16: up to $max reads in flight on $disk"
+    [ "$max" -ge 4 ] || die "buffered reads ran one at a time (at most $max in flight on $disk)"
+    fio_verify_bg $dev 64M 32; fio_pid=$!
+    fio_verified $fio_pid $dev 1 run 1
+    losetup -d $dev
+    unload
+}
+
 # Reconfiguration racing with fio: the file grows and LOOP_SET_CAPACITY
 # follows it, the block size flips between 512 and 4096, direct I/O is
 # toggled, and rmmod and LOOP_CTL_REMOVE are refused, all while fio writes
@@ -1274,7 +1311,7 @@ done
 
 # rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
-    for t in nowait_paths nowait_forced_eagain nowait_toggle_detach_race; do
+    for t in nowait_paths nowait_forced_eagain nowait_toggle_detach_race hw_queues; do
         run_test "$t" rloop
     done
     # The direct I/O data path once more with NOWAIT submission off, so
