@@ -1066,7 +1066,10 @@ impl DiskDriver for LoopDevice {
         let _worker = sys::WorkerScope::enter();
         this.stats.worker_io();
         let write = rq.op() == ReqOp::Write;
-        match this.io.lock().clone() {
+        // A statement of its own: the guard of a match scrutinee would be
+        // held across the whole match, the sleeping I/O included.
+        let io = this.io.lock().clone();
+        match io {
             Some(io) => Self::handle(&io, rq),
             None => rq.end(BlkStatus::io_error()),
         }
