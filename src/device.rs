@@ -1063,6 +1063,10 @@ impl DiskDriver for LoopDevice {
     /// ordering between them (the block layer asks for none: a flush
     /// covers the writes completed before it, which it follows).
     fn run_queued(this: ArcBorrow<'_, Self>, rq: Request) {
+        // `this` is borrowed from the request's queue, alive only while the
+        // request is: once it ends, the device may go. The work item keeps
+        // its own reference for what it does after.
+        let this: Arc<Self> = this.into();
         let _worker = sys::WorkerScope::enter();
         this.stats.worker_io();
         let write = rq.op() == ReqOp::Write;

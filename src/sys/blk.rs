@@ -1099,7 +1099,8 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request);
 
     /// A request given to [`Request::queue_work`], in a worker: it may
-    /// sleep.
+    /// sleep. `this` is borrowed from the request's queue and is alive
+    /// only until `rq` ends: the device may go right after.
     fn run_queued(this: ArcBorrow<'_, Self>, rq: Request);
 }
 
