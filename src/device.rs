@@ -782,7 +782,7 @@ impl LoopDevice {
         }
         let pos = rq.pos() + io.offset;
         let mode = self.stats.nowait_mode();
-        let _noio = sys::NoIoScope::enter();
+        let _scope = sys::InlineSubmitScope::enter();
         rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode)
             .err()
     }

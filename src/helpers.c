@@ -480,18 +480,31 @@ void rloop_queue_disable_wbt_default(struct request_queue *q)
 	blk_queue_flag_set(QUEUE_FLAG_DISABLE_WBT_DEF, q);
 }
 
-/* memalloc_noio_save()/restore() */
-unsigned int rloop_noio_save(void);
-void rloop_noio_restore(unsigned int flags);
+/*
+ * The scope of a submission to the backing file from queue_rq: no I/O from
+ * reclaim (memalloc_noio_save), and the submitter's plug set aside.
+ * queue_rq may run from a flush of that very plug (blk_finish_plug, or a
+ * full plug in blk_add_rq_to_plug), in the middle of taking requests off
+ * its list: a request of the backing device added to it there is lost or
+ * corrupts the list (a NULL dereference in blk_add_rq_to_plug, found by
+ * the ioctl fuzzer with a loop device read through the page cache). With
+ * no plug, the backing filesystem plugs and flushes its own bios.
+ */
+unsigned int rloop_inline_submit_enter(struct blk_plug **saved);
+void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved);
 
-unsigned int rloop_noio_save(void)
+unsigned int rloop_inline_submit_enter(struct blk_plug **saved)
 {
+	*saved = current->plug;
+	current->plug = NULL;
 	return memalloc_noio_save();
 }
 
-void rloop_noio_restore(unsigned int flags)
+void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved)
 {
 	memalloc_noio_restore(flags);
+	WARN_ON_ONCE(current->plug);
+	current->plug = saved;
 }
 
 /*

@@ -247,7 +247,7 @@ impl Request {
     /// attempt held released.
     ///
     /// Gathering the bvecs of a several-bio request allocates: call this
-    /// inside a [`super::WorkerScope`] or a [`super::NoIoScope`].
+    /// inside a [`super::WorkerScope`] or a [`super::InlineSubmitScope`].
     pub fn submit_direct<T: DiskDriver>(
         self,
         file: BackingFile,

@@ -62,8 +62,8 @@ pub fn capable_sys_admin() -> bool {
 extern "C" {
     fn rloop_worker_enter() -> u32;
     fn rloop_worker_exit(old: u32);
-    fn rloop_noio_save() -> u32;
-    fn rloop_noio_restore(flags: u32);
+    fn rloop_inline_submit_enter(saved: *mut *mut bindings::blk_plug) -> u32;
+    fn rloop_inline_submit_exit(flags: u32, saved: *mut bindings::blk_plug);
     fn rloop_may_submit_inline() -> bool;
 }
 
@@ -90,24 +90,41 @@ impl Drop for WorkerScope {
     }
 }
 
-/// A scope in which the current task's allocations do no I/O
-/// (`memalloc_noio_save`): what a submitter that calls into the backing
-/// file's filesystem from `queue_rq` needs, since reclaim could otherwise
-/// write back to the very device it is submitting to.
-pub struct NoIoScope(u32);
+/// The scope of a submission to the backing file from `queue_rq`, on the
+/// submitter's own task:
+///
+/// - its allocations do no I/O (`memalloc_noio_save`), since reclaim could
+///   otherwise write back to the very device it is submitting to;
+/// - its block plug (`current->plug`) is set aside. `queue_rq` may be
+///   running from a flush of that plug, while blk-mq takes requests off
+///   its list; a request of the backing device added to it then would be
+///   lost or corrupt the list. Without a plug the backing filesystem uses
+///   its own, which it flushes before it returns.
+///
+/// The guard is not `Send`: it restores the task it was made on.
+pub struct InlineSubmitScope {
+    noio: u32,
+    plug: *mut bindings::blk_plug,
+}
 
-impl NoIoScope {
+impl InlineSubmitScope {
     /// Enters the scope until the guard goes.
     pub fn enter() -> Self {
-        // SAFETY: Only changes the current task's own flags.
-        Self(unsafe { rloop_noio_save() })
+        let mut plug = core::ptr::null_mut();
+        // SAFETY: Only changes the current task's own flags and plug
+        // pointer; `plug` is written with the plug that was set.
+        let noio = unsafe { rloop_inline_submit_enter(&mut plug) };
+        Self { noio, plug }
     }
 }
 
-impl Drop for NoIoScope {
+impl Drop for InlineSubmitScope {
     fn drop(&mut self) {
-        // SAFETY: Restores what `enter` saved, on the same task.
-        unsafe { rloop_noio_restore(self.0) };
+        // SAFETY: Restores what `enter` saved, on the same task (the guard
+        // is not `Send`); the plug is the caller's, still on its stack
+        // (a plug lives from `blk_start_plug` to `blk_finish_plug` in one
+        // function, which called into us).
+        unsafe { rloop_inline_submit_exit(self.noio, self.plug) };
     }
 }
 
