@@ -233,21 +233,20 @@ void rloop_sysfs_set_store(ssize_t (*store)(void *private_data, int which, const
 	rloop_attr_store_fn = store;
 }
 
-#define RLOOP_ATTR_RO(_name, _which)						\
+#define RLOOP_ATTR_SHOW(_name, _which)						\
 static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
 		struct device_attribute *attr, char *buf)			\
 {									\
 	return rloop_attr_show_fn(dev_to_disk(dev)->private_data, _which, buf); \
-}									\
+}
+
+#define RLOOP_ATTR_RO(_name, _which)						\
+RLOOP_ATTR_SHOW(_name, _which)							\
 static struct device_attribute rloop_attr_##_name =			\
 	__ATTR(_name, 0444, rloop_attr_##_name##_show, NULL)
 
 #define RLOOP_ATTR_RW(_name, _which)						\
-static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
-		struct device_attribute *attr, char *buf)			\
-{									\
-	return rloop_attr_show_fn(dev_to_disk(dev)->private_data, _which, buf); \
-}									\
+RLOOP_ATTR_SHOW(_name, _which)							\
 static ssize_t rloop_attr_##_name##_store(struct device *dev,		\
 		struct device_attribute *attr, const char *buf, size_t count)	\
 {									\

@@ -979,6 +979,18 @@ t_nowait_paths() {
     sysfs_eq /sys/block/loop0/loop/nowait 1
     echo 3 >/proc/sys/vm/drop_caches
     cmp $dev $SCRATCH/img || die "device and file differ"
+    # Reads through the device's page cache: readahead plugs its requests,
+    # and queue_rq runs from the plug's flush. With 4 KiB requests a plug
+    # holds many, each submitted with NOWAIT from the flush: the backing
+    # filesystem's bios must not go into the plug being flushed (that
+    # oopsed in blk_add_rq_to_plug).
+    echo 4 >/sys/block/loop0/queue/max_sectors_kb
+    h0=$(nowait_stat loop0 nowait_hits)
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ, read in 4 KiB requests"
+    hits=$(($(nowait_stat loop0 nowait_hits) - h0))
+    echo "note: page-cache reads in 4 KiB requests: $hits NOWAIT hits"
+    [ "$hits" -ge 4096 ] || die "only $hits NOWAIT hits reading 64 MiB in 4 KiB requests"
     losetup -d $dev
     unload
 
@@ -991,17 +1003,23 @@ t_nowait_paths() {
     unload
 }
 
+# nowait_fault_dev N: loads rloop and sets dev to loop0 with direct I/O on
+# a 64 MiB image, with every N-th NOWAIT submission failing with EAGAIN.
+nowait_fault_dev() {
+    load
+    mkimg $SCRATCH/img 64
+    dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    nowait_stat loop0 nowait_hits >/dev/null # mounts debugfs
+    echo "$1" >/sys/kernel/debug/loop/loop0/fail_nowait_every
+}
+
 # Every fallback path under fio verify: debugfs fail_nowait_every makes
 # every third NOWAIT submission fail with EAGAIN, in turn at once and when
 # the I/O ends (after it was done). The requests go to the worker, and
 # every read and write verifies. Then a sparse file, whose first writes
 # allocate and so get EAGAIN from the filesystem itself.
 t_nowait_forced_eagain() {
-    load
-    mkimg $SCRATCH/img 64
-    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
-    nowait_stat loop0 nowait_hits >/dev/null
-    echo 3 >/sys/kernel/debug/loop/loop0/fail_nowait_every
+    local dev; nowait_fault_dev 3
     fio_verify_bg $dev 48M 32; local fio_pid=$!
     wait $fio_pid || die "fio verify failed with forced EAGAIN: $(tail -5 /tmp/fio.out)"
     local hits fb worker
@@ -1034,11 +1052,7 @@ t_nowait_forced_eagain() {
 # nothing is lost or completed twice, fio verifies, the device and the file
 # agree, and the device detaches at the last close.
 t_nowait_toggle_detach_race() {
-    load
-    mkimg $SCRATCH/img 64
-    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
-    nowait_stat loop0 nowait_hits >/dev/null
-    echo 5 >/sys/kernel/debug/loop/loop0/fail_nowait_every
+    local dev; nowait_fault_dev 5
     fio_verify_bg $dev 48M 32; local fio_pid=$! n=0
     while kill -0 $fio_pid 2>/dev/null; do
         case $((n % 3)) in
