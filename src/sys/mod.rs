@@ -99,7 +99,9 @@ impl Drop for WorkerScope {
 ///   running from a flush of that plug, while blk-mq takes requests off
 ///   its list; a request of the backing device added to it then would be
 ///   lost or corrupt the list. Without a plug the backing filesystem uses
-///   its own, which it flushes before it returns.
+///   its own, which it flushes before it returns. The set-aside plug's
+///   cached timestamp is dropped first (`PF_BLOCK_TS`): the scheduler
+///   would clear it through the then null `current->plug`.
 ///
 /// The guard is not `Send`: it restores the task it was made on.
 pub struct InlineSubmitScope {
