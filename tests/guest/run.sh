@@ -1084,16 +1084,19 @@ t_nowait_toggle_detach_race() {
 # disk sees several reads in flight at once (one worker at a time would
 # show one); and buffered fio verify passes on every queue count.
 t_hw_queues() {
-    local ncpu; ncpu=$(nproc)
+    local ncpu dev; ncpu=$(nproc)
+    mkimg $SCRATCH/img 128
+    # The devices exist once a bind creates them (max_loop is not given).
     load
-    [ "$(ls -d /sys/block/loop0/mq/*/ | wc -l)" = 1 ] || die "default: not 1 hardware queue"
+    dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = 1 ] || die "default: not 1 hardware queue"
+    losetup -d $dev
     unload
     if load nr_hw_queues=$((ncpu + 1)) 2>/dev/null; then unload; die "nr_hw_queues=$((ncpu + 1)) loaded"; fi
     if load nr_hw_queues=-1 2>/dev/null; then unload; die "nr_hw_queues=-1 loaded"; fi
     load nr_hw_queues=0
-    [ "$(ls -d /sys/block/loop0/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
-    mkimg $SCRATCH/img 128
-    local dev; dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
     local disk; disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE $SCRATCH)" 2>/dev/null)
     disk=${disk:-$(basename "$(findmnt -no SOURCE $SCRATCH)")}
     echo 3 >/proc/sys/vm/drop_caches
