@@ -1099,6 +1099,9 @@ t_hw_queues() {
     [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
     local disk; disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE $SCRATCH)" 2>/dev/null)
     disk=${disk:-$(basename "$(findmnt -no SOURCE $SCRATCH)")}
+    # Written back first: drop_caches keeps dirty pages, which the reads
+    # would then find in the cache instead of going to the disk.
+    sync
     echo 3 >/proc/sys/vm/drop_caches
     timeout 300 fio --name=rr --filename=$dev --size=128M --rw=randread --bs=4k --ioengine=libaio \
         --iodepth=16 --direct=1 --runtime=5 --time_based --minimal >/tmp/fio.out 2>&1 &
