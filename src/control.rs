@@ -5,6 +5,7 @@
 //! devices on open of a `/dev/loopN` node that has none (the block probe).
 
 use kernel::{
+    debugfs::Dir,
     new_mutex, pr_warn_once,
     prelude::*,
     sync::{Arc, Mutex},
@@ -12,7 +13,10 @@ use kernel::{
 
 use crate::device::{LoopDevice, Phase};
 use crate::params::{self, Layout};
-use crate::sys::{blk::Probe, misc::MiscIoctl};
+use crate::sys::{
+    blk::{IoWorkqueue, Probe},
+    misc::MiscIoctl,
+};
 use crate::uapi;
 
 /// A registry entry, kept sorted by index.
@@ -28,6 +32,12 @@ struct Slot {
 #[pin_data]
 pub(crate) struct Control {
     layout: Layout,
+    /// Whether new devices try `NOWAIT` submission (the `nowait` parameter).
+    nowait: bool,
+    /// The module's debugfs directory, `loop/`, with one per device.
+    debugfs: Dir,
+    /// The workqueue of every device's worker path.
+    wq: Arc<IoWorkqueue>,
     /// Whether `max_loop` was given and limits probes (see `params`).
     max_loop_specified: bool,
     #[pin]
@@ -36,10 +46,14 @@ pub(crate) struct Control {
 
 impl Control {
     /// Makes an empty registry.
-    pub(crate) fn new(layout: Layout, max_loop_specified: bool) -> Result<Arc<Self>> {
+    pub(crate) fn new(layout: Layout, max_loop_specified: bool, nowait: bool) -> Result<Arc<Self>> {
+        let wq = Arc::new(IoWorkqueue::new()?, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 layout,
+                nowait,
+                debugfs: Dir::new(c"loop"),
+                wq,
                 max_loop_specified,
                 slots <- new_mutex!(KVec::new()),
             }),
@@ -62,7 +76,13 @@ impl Control {
             // Refuse what add_disk would refuse, before allocating anything.
             self.layout.first_minor(index).ok_or(EINVAL)?;
             slots.reserve(1, GFP_KERNEL)?;
-            let dev = LoopDevice::new(index, &self.layout)?;
+            let dev = LoopDevice::new(
+                index,
+                &self.layout,
+                &self.debugfs,
+                self.nowait,
+                self.wq.clone(),
+            )?;
             let slot = Slot {
                 index,
                 dev: dev.clone(),
@@ -111,10 +131,10 @@ impl Control {
                 return Err(e);
             }
         };
-        // del_gendisk and put_disk, with no lock held; then the worker is
-        // idle for good, so module exit need not wait for it.
+        // del_gendisk and put_disk, with no lock held. Work items of its
+        // requests may still be returning: module exit waits for them, when
+        // the workqueue goes.
         drop(disk);
-        dev.flush_worker();
         let mut slots = self.slots.lock();
         if let Some(pos) = position(&slots, index) {
             slots.remove(pos)?;

@@ -2,22 +2,25 @@
 
 //! One loop device: `/dev/loopN`, its state, its ioctls and its queue.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use kernel::{
-    impl_has_work, new_mutex, new_spinlock, new_work, pr_warn,
+    debugfs::{Dir, Scope},
+    new_mutex, new_spinlock, pr_warn,
     prelude::*,
+    str::CString,
     sync::{Arc, ArcBorrow, Mutex, SpinLock},
     uaccess::{UserPtr, UserSlice},
-    workqueue::{self, Work, WorkItem},
 };
 
 use crate::direct_io::DioAlign;
+use crate::io_stats::IoStats;
 use crate::params::Layout;
 use crate::sys::{
     self,
     blk::{
-        driver_behind, tag_set_flags, BdevRef, BlkStatus, Disk, DiskDriver, DiskParams, DiskRef,
-        DiskSysfs, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue, TagSet,
+        driver_behind, tag_set_flags, BdevRef, BlkStatus, DirectMode, Disk, DiskDriver, DiskParams,
+        DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue,
+        TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -80,6 +83,8 @@ struct IoConfig {
     discard: bool,
     /// Reads and writes go to the file as direct, asynchronous I/O.
     direct: bool,
+    /// The file is a regular file (else a block device).
+    regular: bool,
 }
 
 impl IoConfig {
@@ -90,6 +95,7 @@ impl IoConfig {
                 offset,
                 discard,
                 direct,
+                regular: matches!(file.kind(), FileKind::Regular),
             },
             GFP_KERNEL,
         )
@@ -120,30 +126,37 @@ pub(crate) struct LoopDevice {
     inner: Mutex<Inner>,
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
-    /// Requests waiting for the worker; room for the queue depth is
-    /// reserved, so `queue_rq` never allocates.
+    /// The module's workqueue, where each request that needs a worker is
+    /// its own work item.
+    wq: Arc<IoWorkqueue>,
+    /// Writes handed to a worker and not yet run by it: while there are
+    /// any, writes to a regular file are not tried with `NOWAIT`.
+    worker_writes: AtomicU32,
+    /// Direct reads and writes are first tried from `queue_rq` with
+    /// `IOCB_NOWAIT` (the `nowait` module parameter, and the device's
+    /// `loop/nowait` in sysfs).
+    nowait: AtomicBool,
+    /// The debugfs counters and fault knob.
     #[pin]
-    pending: SpinLock<KVec<Request>>,
-    /// The worker's own batch, swapped with `pending`.
-    #[pin]
-    batch: Mutex<KVec<Request>>,
-    #[pin]
-    work: Work<LoopDevice>,
+    stats: Scope<IoStats>,
     /// Freed after the disk, when the last reference goes.
     #[pin]
     tag_set: TagSet<LoopDevice>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for LoopDevice { self.work }
-}
-
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
-    pub(crate) fn new(index: u32, layout: &Layout) -> Result<Arc<Self>> {
-        let depth = layout.hw_queue_depth as usize;
-        let pending = KVec::with_capacity(depth, GFP_KERNEL)?;
-        let batch = KVec::with_capacity(depth, GFP_KERNEL)?;
+    /// Its debugfs directory goes under `debugfs`; `nowait` is the initial
+    /// setting of `NOWAIT` submission; requests that need a worker go to
+    /// `wq`.
+    pub(crate) fn new(
+        index: u32,
+        layout: &Layout,
+        debugfs: &Dir,
+        nowait: bool,
+        wq: Arc<IoWorkqueue>,
+    ) -> Result<Arc<Self>> {
+        let name = CString::try_from_fmt(fmt!("loop{index}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -151,13 +164,19 @@ impl LoopDevice {
                 phase: AtomicU8::new(Phase::Unbound as u8),
                 inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
                 io <- new_spinlock!(None),
-                pending <- new_spinlock!(pending),
-                batch <- new_mutex!(batch),
-                work <- new_work!("LoopDevice::work"),
+                wq,
+                worker_writes: AtomicU32::new(0),
+                nowait: AtomicBool::new(nowait),
+                stats <- IoStats::new(debugfs, &name),
+                // Blocking: `queue_rq` calls into the backing file's
+                // filesystem, which allocates and takes sleeping locks even
+                // with `IOCB_NOWAIT`.
                 tag_set <- TagSet::new(
-                    1,
+                    layout.nr_hw_queues,
                     layout.hw_queue_depth,
-                    tag_set_flags::STACKING | tag_set_flags::NO_SCHED_BY_DEFAULT,
+                    tag_set_flags::STACKING
+                        | tag_set_flags::NO_SCHED_BY_DEFAULT
+                        | tag_set_flags::BLOCKING,
                 ),
             }),
             GFP_KERNEL,
@@ -179,6 +198,9 @@ impl LoopDevice {
                 part_scan: layout.part_shift > 0,
                 name: format_args!("loop{}", self.index),
                 max_hw_sectors: crate::params::MAX_HW_SECTORS,
+                // As the C driver since 6.x: writeback throttling on the
+                // loop queue can wait on the loop device's own writeback.
+                writeback_throttling: false,
             },
         )?;
         self.inner.lock().disk = Some(disk);
@@ -238,8 +260,9 @@ impl LoopDevice {
     }
 
     /// Takes the device down for module exit. Nothing is open or bound: a
-    /// bound device holds a module reference. Waits for the worker, whose
-    /// code goes with the module.
+    /// bound device holds a module reference. The workers' code goes with
+    /// the module: the workqueue waits for them when it goes, after every
+    /// device.
     pub(crate) fn remove_for_exit(&self) {
         let disk = {
             let mut inner = self.inner.lock();
@@ -247,13 +270,6 @@ impl LoopDevice {
             inner.disk.take()
         };
         drop(disk);
-        self.flush_worker();
-    }
-
-    /// Waits for the worker to be idle. An unbound device queues no more
-    /// work, so after this none of the module's code runs for it.
-    pub(crate) fn flush_worker(&self) {
-        sys::flush_work(&self.work);
     }
 
     // --- attach -------------------------------------------------------------
@@ -700,7 +716,13 @@ impl LoopDevice {
             ReqOp::Read | ReqOp::Write if io.direct => {
                 // Ends in `direct_done`.
                 let write = rq.op() == ReqOp::Write;
-                return rq.submit_direct(io.file.clone_ref(), pos, write);
+                let submitted =
+                    rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, DirectMode::Blocking);
+                // A blocking submission always takes the request.
+                if let Err(rq) = submitted {
+                    rq.end(BlkStatus::io_error());
+                }
+                return;
             }
             ReqOp::Write => {
                 let result = rq.transfer(&io.file, pos, true);
@@ -733,6 +755,44 @@ impl LoopDevice {
             Err(e) => BlkStatus::from_error(e),
         };
         rq.end(status);
+    }
+
+    /// Tries a direct read or write from `queue_rq` with `IOCB_NOWAIT`, so
+    /// that it costs no switch to the worker. Returns the request if it
+    /// was not submitted, for the worker.
+    ///
+    /// Only when it is worth it: reads, and writes to a block device or to
+    /// a regular file with no write waiting for the worker (writes that
+    /// allocate blocks get `EAGAIN`, and so would the ones after them).
+    /// Never from inside a filesystem transaction or memory reclaim.
+    fn try_nowait(&self, rq: Request) -> Option<Request> {
+        let write = match rq.op() {
+            ReqOp::Read => false,
+            ReqOp::Write => true,
+            _ => return Some(rq),
+        };
+        if !self.nowait.load(Ordering::Relaxed) || !sys::may_submit_inline() {
+            return Some(rq);
+        }
+        let Some(io) = self.io.lock().clone() else {
+            return Some(rq);
+        };
+        if !io.direct || (write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0) {
+            return Some(rq);
+        }
+        let pos = rq.pos() + io.offset;
+        let mode = self.stats.nowait_mode();
+        let _scope = sys::InlineSubmitScope::enter();
+        rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode)
+            .err()
+    }
+
+    /// Hands `rq` to a worker (`run_queued`). Any context.
+    fn to_worker(&self, rq: Request) {
+        if rq.op() == ReqOp::Write {
+            self.worker_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        rq.queue_work::<Self>(&self.wq);
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -846,28 +906,6 @@ fn user_arg(arg: usize) -> Result<usize> {
     Ok(arg)
 }
 
-impl WorkItem for LoopDevice {
-    type Pointer = Arc<LoopDevice>;
-
-    fn run(this: Arc<LoopDevice>) {
-        let _worker = sys::WorkerScope::enter();
-        let mut batch = this.batch.lock();
-        loop {
-            core::mem::swap(&mut *this.pending.lock(), &mut *batch);
-            if batch.is_empty() {
-                break;
-            }
-            let io = this.io.lock().clone();
-            for rq in batch.drain_all() {
-                match &io {
-                    Some(io) => Self::handle(io, rq),
-                    None => rq.end(BlkStatus::io_error()),
-                }
-            }
-        }
-    }
-}
-
 impl DiskSysfs for LoopDevice {
     fn show(
         this: ArcBorrow<'_, Self>,
@@ -890,7 +928,21 @@ impl DiskSysfs for LoopDevice {
             SysfsAttr::Autoclear => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_AUTOCLEAR))),
             SysfsAttr::Partscan => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_PARTSCAN))),
             SysfsAttr::Dio => emit(SysfsValue::Number(flag(uapi::LO_FLAGS_DIRECT_IO))),
+            SysfsAttr::Nowait => emit(SysfsValue::Number(u64::from(
+                this.nowait.load(Ordering::Relaxed),
+            ))),
         })
+    }
+
+    fn store(this: ArcBorrow<'_, Self>, attr: SysfsAttr, input: &[u8]) -> Result {
+        match attr {
+            SysfsAttr::Nowait => {
+                let on = crate::params::parse_switch(input).ok_or(EINVAL)?;
+                this.nowait.store(on, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(EACCES),
+        }
     }
 }
 
@@ -994,8 +1046,40 @@ impl DiskDriver for LoopDevice {
         Ok(0)
     }
 
-    fn direct_done(_this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>) {
+    fn direct_done(this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>, nowait: bool) {
+        if nowait {
+            this.stats.nowait_hit();
+        }
         Self::finish_rw(rq, result);
+    }
+
+    fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {
+        this.stats.eagain_fallback();
+        this.to_worker(rq);
+    }
+
+    /// The worker path: every request runs in its own work item, so the
+    /// buffered ones run concurrently, each blocking only itself, with no
+    /// ordering between them (the block layer asks for none: a flush
+    /// covers the writes completed before it, which it follows).
+    fn run_queued(this: ArcBorrow<'_, Self>, rq: Request) {
+        // `this` is borrowed from the request's queue, alive only while the
+        // request is: once it ends, the device may go. The work item keeps
+        // its own reference for what it does after.
+        let this: Arc<Self> = this.into();
+        let _worker = sys::WorkerScope::enter();
+        this.stats.worker_io();
+        let write = rq.op() == ReqOp::Write;
+        // A statement of its own: the guard of a match scrutinee would be
+        // held across the whole match, the sleeping I/O included.
+        let io = this.io.lock().clone();
+        match io {
+            Some(io) => Self::handle(&io, rq),
+            None => rq.end(BlkStatus::io_error()),
+        }
+        if write {
+            this.worker_writes.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1003,10 +1087,8 @@ impl DiskDriver for LoopDevice {
             // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
-        if let Err(e) = this.pending.lock().push_within_capacity(rq) {
-            // More requests than tags: cannot happen; fail rather than wait.
-            return e.0.end(BlkStatus::io_error());
+        if let Some(rq) = this.try_nowait(rq) {
+            this.to_worker(rq);
         }
-        let _ = workqueue::system_unbound().enqueue(Arc::<LoopDevice>::from(this));
     }
 }

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
+#include <linux/workqueue.h>
 
 unsigned int rloop_disk_openers(struct gendisk *disk);
 void rloop_disk_set_part_scan(struct gendisk *disk, bool enable);
@@ -212,8 +213,12 @@ int rloop_file_fs_block_size(struct file *file, u32 *bsize)
  * Rust callback registered with rloop_sysfs_set_show().
  */
 static ssize_t (*rloop_attr_show_fn)(void *private_data, int which, char *buf);
+static ssize_t (*rloop_attr_store_fn)(void *private_data, int which, const char *buf,
+				      size_t count);
 
 void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *buf));
+void rloop_sysfs_set_store(ssize_t (*store)(void *private_data, int which, const char *buf,
+					    size_t count));
 int rloop_disk_sysfs_add(struct gendisk *disk);
 void rloop_disk_sysfs_remove(struct gendisk *disk);
 
@@ -222,14 +227,34 @@ void rloop_sysfs_set_show(ssize_t (*show)(void *private_data, int which, char *b
 	rloop_attr_show_fn = show;
 }
 
-#define RLOOP_ATTR_RO(_name, _which)						\
+void rloop_sysfs_set_store(ssize_t (*store)(void *private_data, int which, const char *buf,
+					    size_t count))
+{
+	rloop_attr_store_fn = store;
+}
+
+#define RLOOP_ATTR_SHOW(_name, _which)						\
 static ssize_t rloop_attr_##_name##_show(struct device *dev,		\
 		struct device_attribute *attr, char *buf)			\
 {									\
 	return rloop_attr_show_fn(dev_to_disk(dev)->private_data, _which, buf); \
-}									\
+}
+
+#define RLOOP_ATTR_RO(_name, _which)						\
+RLOOP_ATTR_SHOW(_name, _which)							\
 static struct device_attribute rloop_attr_##_name =			\
 	__ATTR(_name, 0444, rloop_attr_##_name##_show, NULL)
+
+#define RLOOP_ATTR_RW(_name, _which)						\
+RLOOP_ATTR_SHOW(_name, _which)							\
+static ssize_t rloop_attr_##_name##_store(struct device *dev,		\
+		struct device_attribute *attr, const char *buf, size_t count)	\
+{									\
+	return rloop_attr_store_fn(dev_to_disk(dev)->private_data, _which, \
+				   buf, count);				\
+}									\
+static struct device_attribute rloop_attr_##_name =			\
+	__ATTR(_name, 0644, rloop_attr_##_name##_show, rloop_attr_##_name##_store)
 
 /* The indices are those of sys::blk::SysfsAttr. */
 RLOOP_ATTR_RO(backing_file, 0);
@@ -238,6 +263,7 @@ RLOOP_ATTR_RO(sizelimit, 2);
 RLOOP_ATTR_RO(autoclear, 3);
 RLOOP_ATTR_RO(partscan, 4);
 RLOOP_ATTR_RO(dio, 5);
+RLOOP_ATTR_RW(nowait, 6);
 
 static struct attribute *rloop_attrs[] = {
 	&rloop_attr_backing_file.attr,
@@ -246,6 +272,7 @@ static struct attribute *rloop_attrs[] = {
 	&rloop_attr_autoclear.attr,
 	&rloop_attr_partscan.attr,
 	&rloop_attr_dio.attr,
+	&rloop_attr_nowait.attr,
 	NULL,
 };
 
@@ -404,4 +431,107 @@ void rloop_limits_cancel_update(struct request_queue *q);
 void rloop_limits_cancel_update(struct request_queue *q)
 {
 	queue_limits_cancel_update(q);
+}
+
+/*
+ * Direct submission from queue_rq with IOCB_NOWAIT.
+ *
+ * kiocb_start_write() without the wait: the write freeze protection, or
+ * false while the filesystem is frozen (or being frozen).
+ */
+bool rloop_kiocb_start_write_nowait(struct kiocb *iocb);
+bool rloop_may_submit_inline(void);
+int rloop_iocb_nowait(void);
+void rloop_queue_disable_wbt_default(struct request_queue *q);
+
+bool rloop_kiocb_start_write_nowait(struct kiocb *iocb)
+{
+	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
+
+	if (!sb_start_write_trylock(sb))
+		return false;
+	/* As kiocb_start_write(): the protection is dropped in another context. */
+	__sb_writers_release(sb, SB_FREEZE_WRITE);
+	iocb->ki_flags |= IOCB_WRITE;
+	return true;
+}
+
+/* IOCB_NOWAIT, a cast bindgen cannot evaluate. */
+int rloop_iocb_nowait(void)
+{
+	return IOCB_NOWAIT;
+}
+
+/*
+ * Whether the current task may call into the backing file's filesystem
+ * from queue_rq: not while it is inside a filesystem transaction (an upper
+ * filesystem's journal handle in journal_info would be taken for the lower
+ * one's), and not from memory reclaim.
+ */
+bool rloop_may_submit_inline(void)
+{
+	return !current->journal_info && !(current->flags & PF_MEMALLOC);
+}
+
+/* No writeback throttling by default, set before the disk is added. */
+void rloop_queue_disable_wbt_default(struct request_queue *q)
+{
+	blk_queue_flag_set(QUEUE_FLAG_DISABLE_WBT_DEF, q);
+}
+
+/*
+ * The scope of a submission to the backing file from queue_rq: no I/O from
+ * reclaim (memalloc_noio_save), and the submitter's plug set aside.
+ * queue_rq may run from a flush of that very plug (blk_finish_plug, or a
+ * full plug in blk_add_rq_to_plug), in the middle of taking requests off
+ * its list: a request of the backing device added to it there is lost or
+ * corrupts the list (a NULL dereference in blk_add_rq_to_plug, found by
+ * the ioctl fuzzer with a loop device read through the page cache). With
+ * no plug, the backing filesystem plugs and flushes its own bios.
+ */
+unsigned int rloop_inline_submit_enter(struct blk_plug **saved);
+void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved);
+
+unsigned int rloop_inline_submit_enter(struct blk_plug **saved)
+{
+	/*
+	 * PF_BLOCK_TS says that current->plug caches a timestamp, which the
+	 * scheduler clears through current->plug at the next switch: drop it
+	 * first, or a preemption with the plug set aside dereferences NULL.
+	 * Nothing sets it again while there is no plug.
+	 */
+	blk_plug_invalidate_ts();
+	*saved = current->plug;
+	current->plug = NULL;
+	return memalloc_noio_save();
+}
+
+void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved)
+{
+	memalloc_noio_restore(flags);
+	/* The backing filesystem's own plug is finished, its flag cleared. */
+	WARN_ON_ONCE(current->plug || (current->flags & PF_BLOCK_TS));
+	current->plug = saved;
+}
+
+/*
+ * The module's workqueue for requests run by a worker: unbound, with a
+ * rescuer, since it is in the writeback path of whatever sits on a loop
+ * device. Each request is its own work item (in its PDU), so they run
+ * concurrently.
+ */
+struct workqueue_struct *rloop_alloc_io_workqueue(void);
+void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
+			 work_func_t fn);
+
+struct workqueue_struct *rloop_alloc_io_workqueue(void)
+{
+	return alloc_workqueue("loop_io", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+}
+
+void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
+			 work_func_t fn)
+{
+	INIT_WORK(work, fn);
+	queue_work(wq, work);
 }

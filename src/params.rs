@@ -2,7 +2,7 @@
 
 //! The rules for the module parameters `max_loop`, `max_part` and
 //! `hw_queue_depth`, as `loop_init()` and its parameter setters in
-//! `drivers/block/loop.c` apply them.
+//! `drivers/block/loop.c` apply them, and for rloop's own `nr_hw_queues`.
 //!
 //! Pure `core` code: compiled into the module and tested on the host.
 
@@ -56,6 +56,8 @@ pub struct Layout {
     pub max_loop: i32,
     /// The queue depth of each hardware queue.
     pub hw_queue_depth: u32,
+    /// Hardware queues per device (1 unless [`Layout::with_hw_queues`]).
+    pub nr_hw_queues: u32,
 }
 
 impl Layout {
@@ -84,6 +86,21 @@ impl Layout {
             max_part: exported_max_part,
             max_loop,
             hw_queue_depth: hw_queue_depth as u32,
+            nr_hw_queues: 1,
+        })
+    }
+
+    /// Sets the number of hardware queues from `nr_hw_queues`: 0 for one
+    /// per possible CPU (`nr_cpus`), else at least 1 and at most `nr_cpus`.
+    pub fn with_hw_queues(self, nr_hw_queues: i32, nr_cpus: u32) -> Result<Self, InvalidParam> {
+        let nr = match nr_hw_queues {
+            0 => nr_cpus.max(1),
+            n if n > 0 && n as u32 <= nr_cpus => n as u32,
+            _ => return Err(InvalidParam),
+        };
+        Ok(Self {
+            nr_hw_queues: nr,
+            ..self
         })
     }
 
@@ -119,9 +136,47 @@ pub fn ctl_index(arg: usize) -> Option<u32> {
     (i >= 0).then_some(i as u32)
 }
 
+/// A boolean written to a sysfs switch, the words of `kstrtobool()` but
+/// whole (it reads only the first letters): `1`,
+/// `y`, `t` or `on` for true, `0`, `n`, `f` or `off` for false, in either
+/// case, with one trailing newline allowed.
+pub fn parse_switch(input: &[u8]) -> Option<bool> {
+    let s = input.strip_suffix(b"\n").unwrap_or(input);
+    match s {
+        b"1" | b"y" | b"Y" | b"t" | b"T" | b"on" | b"ON" | b"On" => Some(true),
+        b"0" | b"n" | b"N" | b"f" | b"F" | b"off" | b"OFF" | b"Off" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hw_queues_are_one_per_cpu_at_most() {
+        let l = Layout::new(8, 0, 128).unwrap();
+        assert_eq!(l.nr_hw_queues, 1);
+        assert_eq!(l.with_hw_queues(1, 4).unwrap().nr_hw_queues, 1);
+        assert_eq!(l.with_hw_queues(4, 4).unwrap().nr_hw_queues, 4);
+        assert_eq!(l.with_hw_queues(0, 4).unwrap().nr_hw_queues, 4);
+        assert_eq!(l.with_hw_queues(5, 4), Err(InvalidParam));
+        assert_eq!(l.with_hw_queues(-1, 4), Err(InvalidParam));
+        assert_eq!(l.with_hw_queues(i32::MAX, 4), Err(InvalidParam));
+    }
+
+    #[test]
+    fn switches_parse_like_kstrtobool() {
+        for on in [&b"1"[..], b"1\n", b"y", b"Y\n", b"on", b"t"] {
+            assert_eq!(parse_switch(on), Some(true), "{on:?}");
+        }
+        for off in [&b"0"[..], b"0\n", b"n", b"off\n", b"OFF", b"f"] {
+            assert_eq!(parse_switch(off), Some(false), "{off:?}");
+        }
+        for bad in [&b""[..], b"\n", b"2", b"yes", b"1\n\n", b" 1", b"o"] {
+            assert_eq!(parse_switch(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -12,6 +12,7 @@
 mod control;
 mod device;
 pub mod direct_io;
+mod io_stats;
 pub mod params;
 pub mod sys;
 pub mod uapi;
@@ -42,6 +43,14 @@ module! {
             default: crate::params::DEFAULT_HW_QUEUE_DEPTH,
             description: "Queue depth for each hardware queue. Default: 128",
         },
+        nr_hw_queues: i32 {
+            default: 1,
+            description: "Hardware queues per device (0: one per CPU). Default: 1",
+        },
+        nowait: u32 {
+            default: 1,
+            description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first (0: always via the worker). Default: 1",
+        },
     },
 }
 
@@ -67,10 +76,20 @@ impl kernel::InPlaceModule for LoopModule {
                 module_parameters::max_part.value(),
                 module_parameters::hw_queue_depth.value(),
             )
+            .and_then(|l| {
+                l.with_hw_queues(
+                    module_parameters::nr_hw_queues.value(),
+                    kernel::cpu::nr_cpu_ids(),
+                )
+            })
             .map_err(|_| EINVAL)?;
             // The module! parameters cannot tell "given" from "default", so a
             // value other than the default counts as given.
-            let control = Control::new(layout, max_loop != params::MIN_COUNT)?;
+            let control = Control::new(
+                layout,
+                max_loop != params::MIN_COUNT,
+                module_parameters::nowait.value() != 0,
+            )?;
             sys::blk::sysfs_register::<device::LoopDevice>();
             Ok(try_pin_init!(Self {
                 control_dev <- MiscRegistration::register(

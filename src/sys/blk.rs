@@ -59,6 +59,9 @@ extern "C" {
     fn rloop_limits_set_features(lim: *mut bindings::queue_limits, write_cache: bool, rot: bool);
     fn rloop_disk_rescan_partitions(disk: *mut bindings::gendisk, open_mutex_held: bool) -> c_int;
     fn rloop_sysfs_set_show(show: unsafe extern "C" fn(*mut c_void, c_int, *mut c_char) -> isize);
+    fn rloop_sysfs_set_store(
+        store: unsafe extern "C" fn(*mut c_void, c_int, *const c_char, usize) -> isize,
+    );
     fn rloop_disk_sysfs_add(disk: *mut bindings::gendisk) -> c_int;
     fn rloop_disk_sysfs_remove(disk: *mut bindings::gendisk);
     fn rloop_file_path_show(file: *mut bindings::file, buf: *mut c_char) -> isize;
@@ -66,6 +69,30 @@ extern "C" {
     fn rloop_kiocb_start_write(iocb: *mut bindings::kiocb);
     fn rloop_kiocb_end_write(iocb: *mut bindings::kiocb);
     fn rloop_limits_cancel_update(q: *mut bindings::request_queue);
+    fn rloop_kiocb_start_write_nowait(iocb: *mut bindings::kiocb) -> bool;
+    fn rloop_iocb_nowait() -> c_int;
+    fn rloop_alloc_io_workqueue() -> *mut bindings::workqueue_struct;
+    fn rloop_queue_rq_work(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+        func: unsafe extern "C" fn(*mut bindings::work_struct),
+    );
+    fn rloop_queue_disable_wbt_default(q: *mut bindings::request_queue);
+}
+
+/// How [`Request::submit_direct`] submits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectMode {
+    /// May block, as from a worker.
+    Blocking,
+    /// With `IOCB_NOWAIT`, from a context that should not wait.
+    NoWait,
+    /// Fault injection: as `NoWait`, but the file is not called and the
+    /// submission fails at once with `EAGAIN`.
+    NoWaitFailNow,
+    /// Fault injection: as `NoWait`, and the I/O runs, but its result is
+    /// taken as `EAGAIN` when it ends.
+    NoWaitFailLater,
 }
 
 /// A block status code, `blk_status_t`.
@@ -207,23 +234,47 @@ impl Request {
     ///
     /// Whether the filesystem finishes the I/O at once or later from its
     /// `ki_complete`, the request then goes to `blk_mq_complete_request`,
-    /// and the driver gets it back, exactly once, in
+    /// and the driver `T` gets it back, exactly once, in
     /// [`DiskDriver::direct_done`] with the byte count or the error.
+    ///
+    /// With a `NoWait` `mode` the kiocb also has `IOCB_NOWAIT`, and the
+    /// freeze protection is only tried. If it cannot be had, or the bvecs
+    /// of a several-bio request cannot be gathered, nothing is submitted
+    /// and the request comes back as `Err`. Once submitted, any result but
+    /// the whole request done (`EAGAIN` above all, but also an error or a
+    /// short count, which a blocking retry then settles) gives the request
+    /// back in [`DiskDriver::nowait_fallback`] instead, with everything the
+    /// attempt held released.
+    ///
     /// Gathering the bvecs of a several-bio request allocates: call this
-    /// inside a [`super::WorkerScope`].
-    pub fn submit_direct(self, file: BackingFile, pos: u64, write: bool) {
+    /// inside a [`super::WorkerScope`] or a [`super::InlineSubmitScope`].
+    pub fn submit_direct<T: DiskDriver>(
+        self,
+        file: BackingFile,
+        pos: u64,
+        write: bool,
+        mode: DirectMode,
+    ) -> Result<(), Request> {
+        let nowait = mode != DirectMode::Blocking;
         let Some(op) = file.rw_iter_op(write) else {
-            return self.end(BlkStatus::io_error());
+            self.end(BlkStatus::io_error());
+            return Ok(());
         };
         // SAFETY: By the type invariant the request is live.
         let (mut iter, bvecs) = match unsafe { rq_iter(self.raw(), write) } {
             Ok(it) => it,
-            Err(_) => return self.end(BlkStatus::io_error()),
+            Err(_) if nowait => return Err(self),
+            Err(_) => {
+                self.end(BlkStatus::io_error());
+                return Ok(());
+            }
         };
-        // From here the command owns the request, until `Cmd::put` hands it
-        // to `blk_mq_complete_request`.
-        let rq = ManuallyDrop::new(self);
-        let raw = rq.raw();
+        let mut flags = bindings::IOCB_DIRECT as c_int;
+        if nowait {
+            // SAFETY: Returns a constant.
+            flags |= unsafe { rloop_iocb_nowait() };
+        }
+        let raw = self.raw();
         // SAFETY: The request is live and owned by the driver, so its
         // command is ours to fill; nothing else uses it until the kiocb is
         // submitted below. Every field is written before it is read.
@@ -232,39 +283,74 @@ impl Request {
             (&raw mut (*cmd).iocb).write(bindings::kiocb {
                 ki_filp: file.raw(),
                 ki_pos: pos as bindings::loff_t,
-                ki_complete: Some(Cmd::ki_complete),
-                ki_flags: bindings::IOCB_DIRECT as c_int,
+                ki_complete: Some(Cmd::ki_complete::<T>),
+                ki_flags: flags,
                 ki_ioprio: rloop_rq_ioprio(raw),
                 ..pin_init::zeroed()
             });
             (&raw mut (*cmd).refs).write(AtomicU32::new(2));
             (&raw mut (*cmd).ret).write(AtomicIsize::new(0));
+            (&raw mut (*cmd).nowait).write(nowait);
+            (&raw mut (*cmd).fail_late).write(mode == DirectMode::NoWaitFailLater);
+            cmd
+        };
+        if write {
+            // SAFETY: The kiocb is filled in, for a file the caller holds.
+            unsafe {
+                if !nowait {
+                    rloop_kiocb_start_write(&raw mut (*cmd).iocb);
+                } else if !rloop_kiocb_start_write_nowait(&raw mut (*cmd).iocb) {
+                    // Frozen: not submitted, and the command is unused.
+                    return Err(self);
+                }
+            }
+        }
+        // From here the command owns the request, until `Cmd::put` hands it
+        // to `blk_mq_complete_request` or to `T::nowait_fallback`.
+        core::mem::forget(self);
+        // SAFETY: The command is ours until submission (see above).
+        unsafe {
             (&raw mut (*cmd).io).write(MaybeUninit::new(InFlight {
                 _file: file,
                 _bvecs: bvecs,
                 write,
-            }));
-            cmd
+            }))
         };
-        // SAFETY: The kiocb is filled in and its file is held by the
-        // command until the I/O ends; the iterator covers the request's
-        // pages, and the bvecs it points to are held by the command too.
-        // `op` is the file's own operation.
-        let ret = unsafe {
-            let iocb = &raw mut (*cmd).iocb;
-            if write {
-                rloop_kiocb_start_write(iocb);
-            }
-            op(iocb, &mut iter.0)
+        let ret = if mode == DirectMode::NoWaitFailNow {
+            -(bindings::EAGAIN as isize)
+        } else {
+            // SAFETY: The kiocb is filled in and its file is held by the
+            // command until the I/O ends; the iterator covers the request's
+            // pages, and the bvecs it points to are held by the command
+            // too. `op` is the file's own operation.
+            unsafe { op(&raw mut (*cmd).iocb, &mut iter.0) }
         };
         // SAFETY: The submitter's reference; after it the command may be
         // completed, and it is not used again unless the completion's
         // reference is still ours (a result other than `-EIOCBQUEUED`).
-        unsafe { Cmd::put(cmd) };
+        unsafe { Cmd::put::<T>(cmd) };
         if ret != -(bindings::EIOCBQUEUED as isize) {
             // SAFETY: The filesystem finished at once and will not call
             // `ki_complete`: its reference is ours to drop.
-            unsafe { Cmd::ki_complete(cmd.cast(), ret as c_long) };
+            unsafe { Cmd::ki_complete::<T>(cmd.cast(), ret as c_long) };
+        }
+        Ok(())
+    }
+
+    /// Hands the request to a worker of `wq`, where the driver `T` gets it
+    /// back in [`DiskDriver::run_queued`], in a context that may sleep.
+    /// The work item is the request's own, in its command, so requests
+    /// handed over run concurrently. May be called from any context.
+    pub fn queue_work<T: DiskDriver>(self, wq: &IoWorkqueue) {
+        let rq = ManuallyDrop::new(self);
+        // SAFETY: The request is live and owned by the driver; its command
+        // is not in use by a direct I/O (which gives the request back only
+        // when it is over), so its work item is free. The work function is
+        // for `T`, whose disk the request belongs to; the workqueue lives
+        // until every work item on it is done (`IoWorkqueue`'s drop).
+        unsafe {
+            let cmd = Cmd::of(rq.raw());
+            rloop_queue_rq_work(wq.ptr.as_ptr(), &raw mut (*cmd).work, run_work::<T>);
         }
     }
 
@@ -367,9 +453,9 @@ struct InFlight {
 ///
 /// # Invariants
 ///
-/// Between [`Request::submit_direct`] and the drop of the last reference
-/// in [`Cmd::put`], every field is initialised, `io` included, and `refs`
-/// counts the submitter and the completion; `iocb` is first, so a pointer
+/// From the submission of the kiocb in [`Request::submit_direct`] to the
+/// drop of the last reference in [`Cmd::put`], every field is initialised,
+/// `io` included, and `refs` counts the submitter and the completion; `iocb` is first, so a pointer
 /// to it is a pointer to the command.
 #[repr(C)]
 struct Cmd {
@@ -377,7 +463,77 @@ struct Cmd {
     refs: AtomicU32,
     /// The result: bytes done, or a negative errno.
     ret: AtomicIsize,
+    /// Submitted with `IOCB_NOWAIT`: anything but the whole request done
+    /// goes to the driver's fallback.
+    nowait: bool,
+    /// Fault injection: the result is taken as `-EAGAIN`.
+    fail_late: bool,
     io: MaybeUninit<InFlight>,
+    /// The work item of [`Request::queue_work`].
+    work: bindings::work_struct,
+}
+
+/// The work function of a request handed to [`Request::queue_work`].
+///
+/// # Safety
+///
+/// Called by the workqueue for the `work` of the command of a request of a
+/// disk made by [`Disk::new`] for `T`, queued by `queue_work`.
+unsafe extern "C" fn run_work<T: DiskDriver>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is in a command, which is the PDU of a request that
+    // the driver owns; its queue data is alive until `free_disk`, which
+    // cannot come while the request is in flight.
+    let (rq, this) = unsafe {
+        let cmd: *mut Cmd = kernel::container_of!(work, Cmd, work);
+        let rq = bindings::blk_mq_rq_from_pdu(cmd.cast());
+        (rq, Callbacks::<T>::borrow((*(*rq).q).queuedata))
+    };
+    // INVARIANT: `queue_work` gave the request up to this work item, which
+    // runs once per queueing.
+    T::run_queued(
+        this,
+        Request {
+            // SAFETY: A PDU's request is not null.
+            ptr: unsafe { NonNull::new_unchecked(rq) },
+        },
+    );
+}
+
+/// A workqueue of the module's own for [`Request::queue_work`]: unbound,
+/// with a rescuer thread (`WQ_MEM_RECLAIM`), since requests of a loop
+/// device are in the writeback path of what sits on it. Dropping it waits
+/// for every work item on it (`destroy_workqueue`): the module's code is
+/// not left running after it.
+///
+/// # Invariants
+///
+/// `ptr` is a workqueue from `alloc_workqueue`, not destroyed.
+pub struct IoWorkqueue {
+    ptr: NonNull<bindings::workqueue_struct>,
+}
+
+// SAFETY: A workqueue is used and destroyed from any thread.
+unsafe impl Send for IoWorkqueue {}
+// SAFETY: `queue_work` is thread-safe.
+unsafe impl Sync for IoWorkqueue {}
+
+impl IoWorkqueue {
+    /// Allocates the workqueue (`loop_io`).
+    pub fn new() -> Result<Self> {
+        // SAFETY: No preconditions.
+        let ptr = unsafe { rloop_alloc_io_workqueue() };
+        Ok(Self {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Drop for IoWorkqueue {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the workqueue is live; it drains
+        // first, and nothing queues on it any more: every holder is gone.
+        unsafe { bindings::destroy_workqueue(self.ptr.as_ptr()) };
+    }
 }
 
 impl Cmd {
@@ -400,25 +556,33 @@ impl Cmd {
     ///
     /// `iocb` is the kiocb of a command in flight, and the caller holds the
     /// completion's reference.
-    unsafe extern "C" fn ki_complete(iocb: *mut bindings::kiocb, ret: c_long) {
+    unsafe extern "C" fn ki_complete<T: DiskDriver>(iocb: *mut bindings::kiocb, ret: c_long) {
         let cmd = iocb.cast::<Cmd>();
         // SAFETY: By the type invariant `iocb` is the start of the command,
         // which is in flight.
         unsafe {
+            let ret = if (*cmd).fail_late {
+                -(bindings::EAGAIN as c_long)
+            } else {
+                ret
+            };
             (*cmd).ret.store(ret, Ordering::Relaxed);
-            Cmd::put(cmd);
+            Cmd::put::<T>(cmd);
         }
     }
 
     /// Drops a reference; the last one releases the file, the bvecs and
     /// the write freeze protection, and completes the request, as
-    /// `lo_rw_aio_do_completion()`.
+    /// `lo_rw_aio_do_completion()`; or, for a `NOWAIT` attempt that did
+    /// not do the whole request, gives it back to `T::nowait_fallback`.
+    /// May run in interrupt context.
     ///
     /// # Safety
     ///
     /// `cmd` is in flight and the caller holds one of its references, which
-    /// it gives up.
-    unsafe fn put(cmd: *mut Cmd) {
+    /// it gives up. The request's queue belongs to a disk made by
+    /// [`Disk::new`] for `T`.
+    unsafe fn put<T: DiskDriver>(cmd: *mut Cmd) {
         // SAFETY: The command is in flight, so `refs` is initialised.
         // Release orders this reference holder's writes (the result) before
         // the last holder's reads, which Acquire.
@@ -434,7 +598,23 @@ impl Cmd {
                 rloop_kiocb_end_write(&raw mut (*cmd).iocb);
             }
             drop(io);
-            bindings::blk_mq_complete_request(bindings::blk_mq_rq_from_pdu(cmd.cast()));
+            let rq = bindings::blk_mq_rq_from_pdu(cmd.cast());
+            let ret = (*cmd).ret.load(Ordering::Relaxed);
+            if !(*cmd).nowait || ret == rloop_rq_bytes(rq) as isize {
+                bindings::blk_mq_complete_request(rq);
+                return;
+            }
+            // The queue data is alive until `free_disk`, which cannot come
+            // while a request is in flight.
+            let this = Callbacks::<T>::borrow((*(*rq).q).queuedata);
+            // INVARIANT: the request was given up by `submit_direct` and
+            // goes back to the driver once, here; it is not completed.
+            T::nowait_fallback(
+                this,
+                Request {
+                    ptr: NonNull::new_unchecked(rq),
+                },
+            );
         }
     }
 }
@@ -722,6 +902,24 @@ pub enum SysfsAttr {
     Partscan,
     /// `dio`.
     Dio,
+    /// `nowait`, the one that can be written: whether direct I/O is first
+    /// tried from `queue_rq` with `IOCB_NOWAIT` (an rloop extension).
+    Nowait,
+}
+
+impl SysfsAttr {
+    fn from_index(which: c_int) -> Option<Self> {
+        Some(match which {
+            0 => Self::BackingFile,
+            1 => Self::Offset,
+            2 => Self::Sizelimit,
+            3 => Self::Autoclear,
+            4 => Self::Partscan,
+            5 => Self::Dio,
+            6 => Self::Nowait,
+            _ => return None,
+        })
+    }
 }
 
 /// What a `loop/` attribute shows.
@@ -740,13 +938,44 @@ pub trait DiskSysfs: DiskDriver {
         attr: SysfsAttr,
         f: &mut dyn FnMut(SysfsValue<'_>) -> isize,
     ) -> Result<isize>;
+
+    /// A write of `input` to `attr`, which sysfs only allows for the
+    /// writable ones.
+    fn store(this: ArcBorrow<'_, Self>, attr: SysfsAttr, input: &[u8]) -> Result;
 }
 
 /// Sends every `loop/` attribute read to `T`. Called once at module init.
 pub fn sysfs_register<T: DiskSysfs>() {
     // SAFETY: The callback stays valid for the module's life, and the
     // attributes exist only on disks of this module.
-    unsafe { rloop_sysfs_set_show(sysfs_show::<T>) };
+    unsafe {
+        rloop_sysfs_set_show(sysfs_show::<T>);
+        rloop_sysfs_set_store(sysfs_store::<T>);
+    }
+}
+
+/// # Safety
+///
+/// Called by sysfs for a writable attribute of a disk made by
+/// [`Disk::new`] for `T`, with `count` bytes at `buf`.
+unsafe extern "C" fn sysfs_store<T: DiskSysfs>(
+    data: *mut c_void,
+    which: c_int,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    let Some(attr) = SysfsAttr::from_index(which) else {
+        return EINVAL.to_errno() as isize;
+    };
+    // SAFETY: The attribute's disk is live while sysfs calls its store,
+    // and its private data is ours.
+    let this = unsafe { Callbacks::<T>::borrow(data) };
+    // SAFETY: sysfs passes `count` readable bytes.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    match T::store(this, attr, input) {
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
+    }
 }
 
 /// # Safety
@@ -758,13 +987,8 @@ unsafe extern "C" fn sysfs_show<T: DiskSysfs>(
     which: c_int,
     buf: *mut c_char,
 ) -> isize {
-    let attr = match which {
-        0 => SysfsAttr::BackingFile,
-        1 => SysfsAttr::Offset,
-        2 => SysfsAttr::Sizelimit,
-        3 => SysfsAttr::Autoclear,
-        4 => SysfsAttr::Partscan,
-        _ => SysfsAttr::Dio,
+    let Some(attr) = SysfsAttr::from_index(which) else {
+        return EINVAL.to_errno() as isize;
     };
     // SAFETY: The attribute's disk is live while sysfs calls its show, and
     // its private data is ours.
@@ -861,9 +1085,23 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request);
 
     /// A request given to [`Request::submit_direct`] is done: `result` is
-    /// the number of bytes transferred, or the error. Runs in the
-    /// completion context of blk-mq (often a softirq): it must not sleep.
-    fn direct_done(this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>);
+    /// the number of bytes transferred, or the error; `nowait` tells that
+    /// it was submitted with `IOCB_NOWAIT` (and so did the whole request).
+    /// Runs in the completion context of blk-mq (often a softirq): it must
+    /// not sleep.
+    fn direct_done(this: ArcBorrow<'_, Self>, rq: Request, result: Result<usize>, nowait: bool);
+
+    /// A request given to [`Request::submit_direct`] with `IOCB_NOWAIT`
+    /// did not do all its I/O (`EAGAIN`, most often), and nothing of the
+    /// attempt is held any more: the driver must run it again, blocking.
+    /// May run in any context, hard interrupts included: it must not sleep
+    /// and must take only interrupt-safe locks.
+    fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request);
+
+    /// A request given to [`Request::queue_work`], in a worker: it may
+    /// sleep. `this` is borrowed from the request's queue and is alive
+    /// only until `rq` ends: the device may go right after.
+    fn run_queued(this: ArcBorrow<'_, Self>, rq: Request);
 }
 
 struct Callbacks<T: DiskDriver>(PhantomData<T>);
@@ -926,9 +1164,10 @@ impl<T: DiskDriver> Callbacks<T> {
         // SAFETY: The request is live and its command was filled in by
         // `submit_direct`; the queue data is alive until `free_disk`, which
         // cannot come while a request is in flight.
-        let (ret, this) = unsafe {
-            let ret = (*Cmd::of(rq)).ret.load(Ordering::Relaxed);
-            (ret, Self::borrow((*(*rq).q).queuedata))
+        let (ret, nowait, this) = unsafe {
+            let cmd = Cmd::of(rq);
+            let ret = (*cmd).ret.load(Ordering::Relaxed);
+            (ret, (*cmd).nowait, Self::borrow((*(*rq).q).queuedata))
         };
         let result = if ret < 0 {
             Err(Error::from_errno(ret as c_int))
@@ -940,7 +1179,7 @@ impl<T: DiskDriver> Callbacks<T> {
         // INVARIANT: `submit_direct` gave up the request, and blk-mq hands it
         // back once: it is started, owned by the driver, not ended.
         let rq = Request { ptr };
-        T::direct_done(this, rq, result);
+        T::direct_done(this, rq, result, nowait);
     }
 
     /// # Safety
@@ -1022,6 +1261,9 @@ pub mod tag_set_flags {
     pub const STACKING: u32 = bindings::BLK_MQ_F_STACKING;
     /// No I/O scheduler by default (`BLK_MQ_F_NO_SCHED_BY_DEFAULT`).
     pub const NO_SCHED_BY_DEFAULT: u32 = bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+    /// `queue_rq` may sleep (`BLK_MQ_F_BLOCKING`): blk-mq dispatches under
+    /// SRCU, from a context that can sleep.
+    pub const BLOCKING: u32 = bindings::BLK_MQ_F_BLOCKING;
 }
 
 impl<T: DiskDriver> TagSet<T> {
@@ -1074,6 +1316,8 @@ pub struct DiskParams<'a> {
     pub name: core::fmt::Arguments<'a>,
     /// `queue_limits.max_hw_sectors`.
     pub max_hw_sectors: u32,
+    /// Whether writeback throttling may be enabled by default.
+    pub writeback_throttling: bool,
 }
 
 /// A disk added to the system, whose callbacks go to a `T`.
@@ -1138,6 +1382,9 @@ impl<T: DiskDriver> Disk<T> {
             g.events = bindings::DISK_EVENT_MEDIA_CHANGE as u16;
             g.event_flags = bindings::DISK_EVENT_FLAG_UEVENT as u16;
             rloop_disk_set_part_scan(gendisk, params.part_scan);
+            if !params.writeback_throttling {
+                rloop_queue_disable_wbt_default(g.queue);
+            }
             NullTerminatedFormatter::new(&mut g.disk_name)
                 .ok_or(EINVAL)
                 .and_then(|mut w| w.write_fmt(params.name).map_err(|_| EINVAL))

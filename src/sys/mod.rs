@@ -62,6 +62,9 @@ pub fn capable_sys_admin() -> bool {
 extern "C" {
     fn rloop_worker_enter() -> u32;
     fn rloop_worker_exit(old: u32);
+    fn rloop_inline_submit_enter(saved: *mut *mut bindings::blk_plug) -> u32;
+    fn rloop_inline_submit_exit(flags: u32, saved: *mut bindings::blk_plug);
+    fn rloop_may_submit_inline() -> bool;
 }
 
 /// A scope in which the current task runs as the loop worker does in C
@@ -87,9 +90,50 @@ impl Drop for WorkerScope {
     }
 }
 
-/// Waits until `work` is neither queued nor running (`flush_work`): module
-/// exit must not free code a work item still runs.
-pub fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Work<T, ID>) {
-    // SAFETY: `work` is an initialised, pinned work item, valid for the call.
-    unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
+/// The scope of a submission to the backing file from `queue_rq`, on the
+/// submitter's own task:
+///
+/// - its allocations do no I/O (`memalloc_noio_save`), since reclaim could
+///   otherwise write back to the very device it is submitting to;
+/// - its block plug (`current->plug`) is set aside. `queue_rq` may be
+///   running from a flush of that plug, while blk-mq takes requests off
+///   its list; a request of the backing device added to it then would be
+///   lost or corrupt the list. Without a plug the backing filesystem uses
+///   its own, which it flushes before it returns. The set-aside plug's
+///   cached timestamp is dropped first (`PF_BLOCK_TS`): the scheduler
+///   would clear it through the then null `current->plug`.
+///
+/// The guard is not `Send`: it restores the task it was made on.
+pub struct InlineSubmitScope {
+    noio: u32,
+    plug: *mut bindings::blk_plug,
+}
+
+impl InlineSubmitScope {
+    /// Enters the scope until the guard goes.
+    pub fn enter() -> Self {
+        let mut plug = core::ptr::null_mut();
+        // SAFETY: Only changes the current task's own flags and plug
+        // pointer; `plug` is written with the plug that was set.
+        let noio = unsafe { rloop_inline_submit_enter(&mut plug) };
+        Self { noio, plug }
+    }
+}
+
+impl Drop for InlineSubmitScope {
+    fn drop(&mut self) {
+        // SAFETY: Restores what `enter` saved, on the same task (the guard
+        // is not `Send`); the plug is the caller's, still on its stack
+        // (a plug lives from `blk_start_plug` to `blk_finish_plug` in one
+        // function, which called into us).
+        unsafe { rloop_inline_submit_exit(self.noio, self.plug) };
+    }
+}
+
+/// Whether the current task may call into another filesystem: it is not
+/// inside a filesystem transaction (whose handle in `journal_info` the
+/// backing filesystem would take for its own) and not in memory reclaim.
+pub fn may_submit_inline() -> bool {
+    // SAFETY: Only reads the current task's own fields.
+    unsafe { rloop_may_submit_inline() }
 }

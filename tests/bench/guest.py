@@ -119,6 +119,21 @@ def drop_caches():
         f.write("3\n")
 
 
+COUNTERS = ("nowait_hits", "eagain_fallbacks", "worker_ios")
+
+
+def io_counters(dev):
+    """rloop's debugfs counters of the loop device DEV (none for C)."""
+    d = f"/sys/kernel/debug/loop/{os.path.basename(dev)}"
+    if not os.path.isdir(d):
+        return None
+    figures = {}
+    for name in COUNTERS:
+        with open(os.path.join(d, name), encoding="ascii") as f:
+            figures[name] = int(f.read())
+    return figures
+
+
 def fio(fio_cmd, args, backing, runtime):
     """One measured fio run: caches dropped first, the figures after."""
     drop_caches()
@@ -155,6 +170,8 @@ class Bench:
         self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
         self.fio = fio_in_tmpfs()
         self.results = open(os.path.join(out, "runs.jsonl"), "a", encoding="utf-8")
+        self.counters = open(os.path.join(out, "counters.jsonl"), "a", encoding="utf-8")
+        self.bound_counters = {}
         with open("/proc/meminfo", encoding="ascii") as f:
             mem_mib = int(f.readline().split()[1]) // 1024
         # Workload A's data: half the guest's memory, in 4 files. Buffered,
@@ -177,8 +194,12 @@ class Bench:
               f"{figures['iops']:9.0f} IOPS  {figures['ctxt_per_io']:5.2f} ctxt/IO", flush=True)
 
     def attach(self, backing, dio):
-        return run("losetup", f"--direct-io={'on' if dio else 'off'}", "-f", "--show",
-                   backing, capture=True).strip()
+        dev = run("losetup", f"--direct-io={'on' if dio else 'off'}", "-f", "--show",
+                  backing, capture=True).strip()
+        counters = io_counters(dev)
+        if counters is not None:
+            self.bound_counters[dev] = counters
+        return dev
 
     def setup(self):
         with open("/sys/block/vda/size", encoding="ascii") as f:
@@ -220,7 +241,23 @@ class Bench:
             figures = self.fio_a(rw)
             self.record("A", rw, driver, mode, rep, figures)
         run("umount", MNT)
+        self.record_counters("A", driver, mode, rep, dev)
         run("losetup", "-d", dev)
+
+    def record_counters(self, workload, driver, mode, rep, dev):
+        """rloop's I/O path counters since the device was bound, to
+        OUT/counters.jsonl: the counters live as long as the device, so
+        the ones read at the bind are subtracted."""
+        now = io_counters(dev)
+        if now is None:
+            return
+        before = self.bound_counters.pop(dev, dict.fromkeys(COUNTERS, 0))
+        row = {"workload": workload, "driver": driver, "mode": mode, "rep": rep,
+               **{k: now[k] - before[k] for k in COUNTERS}}
+        self.counters.write(json.dumps(row) + "\n")
+        self.counters.flush()
+        print(f"{workload} counters        {driver:5} {mode:8} rep {rep}: "
+              + "  ".join(f"{k} {row[k]}" for k in COUNTERS), flush=True)
 
     def fio_a(self, rw):
         return fio(self.fio, ["--name=a", f"--directory={MNT}", "--numjobs=4",
@@ -238,6 +275,7 @@ class Bench:
         dev = self.attach(f"{BACK}/raw.img", dio=mode == "dio")
         for name, figures in self.b_jobs(dev, f"{BACK}/raw.img"):
             self.record("B", name, driver, mode, rep, figures)
+        self.record_counters("B", driver, mode, rep, dev)
         run("losetup", "-d", dev)
 
     def workload_c(self, rep):
@@ -247,6 +285,8 @@ class Bench:
             self.record("C", name, "disk", "odirect", rep, figures)
 
     def main(self):
+        if not os.path.ismount("/sys/kernel/debug"):
+            run("mount", "-t", "debugfs", "none", "/sys/kernel/debug")
         self.setup()
         for rep in range(1, self.reps + 1):
             for driver in ("c", "rloop"):
@@ -259,6 +299,7 @@ class Bench:
             self.workload_c(rep)
         run("umount", BACK)
         self.results.close()
+        self.counters.close()
 
 
 def main():

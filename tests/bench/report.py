@@ -155,6 +155,65 @@ def targets(stats, ratios):
     return out
 
 
+def direct_targets(stats, ratios):
+    """Issue 7's targets for the raw device (workload B) against C and
+    against the backing file itself (workload C), reported, not asserted."""
+    def med(w, j, d, m, key="iops"):
+        s = stats.get((w, j, d, m))
+        return s[key]["median"] if s else None
+
+    def check(name, value, bound, ok):
+        if value is None:
+            return f"- {name}: no figures."
+        return f"- {name}: {value:.2f} ({'met' if ok(value, bound) else 'not met'}, target {bound})."
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    ge = lambda v, b: v >= b  # noqa: E731
+    le = lambda v, b: v <= b  # noqa: E731
+    out = ["", "### Targets of direct submission and concurrent workers (issue 7)\n"]
+    r = ratios.get(("B", "randread-qd1", "dio"))
+    out.append(check("DIO randread qd1, ours/C", r and r["median"], 1.3, ge))
+    out.append(check("DIO randread qd1, ours/backing file",
+                     ratio(med("B", "randread-qd1", "rloop", "dio"),
+                           med("C", "randread-qd1", "file", "odirect")), 0.9, ge))
+    for j in ("randread-qd16", "randread-qd32", "randwrite-qd16", "randwrite-qd32"):
+        out.append(check(f"DIO {j}, ours/backing file",
+                         ratio(med("B", j, "rloop", "dio"), med("C", j, "file", "odirect")),
+                         0.95, ge))
+    for j in jobs_of(stats, "B"):
+        out.append(check(f"DIO {j}, ctxt/IO ours/C",
+                         ratio(med("B", j, "rloop", "dio", "ctxt_per_io"),
+                               med("B", j, "c", "dio", "ctxt_per_io")), 0.5, le))
+    r = ratios.get(("B", "randread-qd16", "buffered"))
+    out.append(check("buffered randread qd16, ours/C", r and r["median"], 3.0, ge))
+    for j in ("read-1M", "write-1M"):
+        r = ratios.get(("B", j, "buffered"))
+        out.append(check(f"buffered {j}, ours/C", r and r["median"], 1.0, ge))
+    return out
+
+
+def counters_table(path):
+    """rloop's debugfs counters per workload and mode (guest.py's
+    counters.jsonl), summed over the repetitions."""
+    if not os.path.exists(path):
+        return []
+    rows = load(path)
+    keys = ("nowait_hits", "eagain_fallbacks", "worker_ios")
+    sums = {}
+    for r in rows:
+        acc = sums.setdefault((r["workload"], r["mode"]), dict.fromkeys(keys, 0))
+        for k in keys:
+            acc[k] += r[k]
+    out = ["", "### rloop's I/O path counters (debugfs, summed over the repetitions)\n",
+           "| workload | mode | NOWAIT hits | EAGAIN fallbacks | worker I/Os |", "|---|---|---|---|---|"]
+    for (w, m), acc in sorted(sums.items()):
+        out.append(f"| {w} | {m} | {acc['nowait_hits']} | {acc['eagain_fallbacks']} "
+                   f"| {acc['worker_ios']} |")
+    return out
+
+
 def chart(ratios, path):
     try:
         import matplotlib
@@ -194,6 +253,8 @@ def main():
                               for (w, j, m), r in ratios.items()],
                    "runs": runs}, f, indent=1)
     md = markdown(stats, ratios)
+    md += "\n".join(direct_targets(stats, ratios)
+                    + counters_table(os.path.join(d, "counters.jsonl"))) + "\n"
     with open(os.path.join(d, "results.md"), "w", encoding="utf-8") as f:
         f.write(md)
     chart(ratios, os.path.join(d, "ratios.png"))
