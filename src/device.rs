@@ -1068,7 +1068,7 @@ impl DiskDriver for LoopDevice {
         // its own reference for what it does after.
         let this: Arc<Self> = this.into();
         let _worker = sys::WorkerScope::enter();
-        this.stats.worker_io();
+        let _running = this.stats.worker_io();
         let write = rq.op() == ReqOp::Write;
         // A statement of its own: the guard of a match scrutinee would be
         // held across the whole match, the sleeping I/O included.

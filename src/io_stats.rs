@@ -8,6 +8,9 @@
 //! - `eagain_fallbacks`: such submissions that did not (`EAGAIN`, mostly)
 //!   and went to the worker;
 //! - `worker_ios`: requests run by the worker, whatever the reason;
+//! - `worker_peak` (read-write, write 0 to reset): the most worker items
+//!   that ran at the same time, which shows the buffered path's
+//!   concurrency;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -26,6 +29,9 @@ pub(crate) struct IoStats {
     nowait_hits: Atomic<u64>,
     eagain_fallbacks: Atomic<u64>,
     worker_ios: Atomic<u64>,
+    /// Worker items running now.
+    worker_running: Atomic<u64>,
+    worker_peak: Atomic<u64>,
     fail_nowait_every: Atomic<u32>,
     /// `NOWAIT` submissions, counted to pick the ones that fail.
     nowait_tries: Atomic<u64>,
@@ -40,6 +46,8 @@ impl IoStats {
                 nowait_hits: Atomic::new(0),
                 eagain_fallbacks: Atomic::new(0),
                 worker_ios: Atomic::new(0),
+                worker_running: Atomic::new(0),
+                worker_peak: Atomic::new(0),
                 fail_nowait_every: Atomic::new(0),
                 nowait_tries: Atomic::new(0),
             },
@@ -48,6 +56,7 @@ impl IoStats {
                 dir.read_only_file(c"nowait_hits", &s.nowait_hits);
                 dir.read_only_file(c"eagain_fallbacks", &s.eagain_fallbacks);
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
+                dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_write_file(c"fail_nowait_every", &s.fail_nowait_every);
             },
         )
@@ -70,8 +79,27 @@ impl IoStats {
         self.eagain_fallbacks.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn worker_io(&self) {
+    /// Counts a worker item, running until the returned guard goes.
+    pub(crate) fn worker_io(&self) -> WorkerRun<'_> {
         self.worker_ios.fetch_add(1, Relaxed);
+        let running = self.worker_running.fetch_add(1, Relaxed) + 1;
+        let mut peak = self.worker_peak.load(Relaxed);
+        while running > peak {
+            match self.worker_peak.cmpxchg(peak, running, Relaxed) {
+                Ok(_) => break,
+                Err(seen) => peak = seen,
+            }
+        }
+        WorkerRun(self)
+    }
+}
+
+/// A worker item counted as running, until it is dropped.
+pub(crate) struct WorkerRun<'a>(&'a IoStats);
+
+impl Drop for WorkerRun<'_> {
+    fn drop(&mut self) {
+        self.0.worker_running.fetch_sub(1, Relaxed);
     }
 }
 

@@ -166,8 +166,9 @@ def fio(fio_cmd, args, backing, runtime):
 
 
 class Bench:
-    def __init__(self, kdir, out, reps, runtime):
+    def __init__(self, kdir, out, reps, runtime, rloop_params):
         self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
+        self.rloop_params = rloop_params
         self.fio = fio_in_tmpfs()
         self.results = open(os.path.join(out, "runs.jsonl"), "a", encoding="utf-8")
         self.counters = open(os.path.join(out, "counters.jsonl"), "a", encoding="utf-8")
@@ -290,7 +291,7 @@ class Bench:
         self.setup()
         for rep in range(1, self.reps + 1):
             for driver in ("c", "rloop"):
-                run("insmod", self.ko(driver))
+                run("insmod", self.ko(driver), *(self.rloop_params if driver == "rloop" else []))
                 for mode in ("buffered", "dio"):
                     self.workload_a(driver, mode, rep)
                     self.workload_b(driver, mode, rep)
@@ -308,8 +309,10 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--runtime", type=int, default=3)
+    parser.add_argument("--rloop-params", default="",
+                        help="module parameters for our loop.ko, as insmod takes them")
     args = parser.parse_args()
-    Bench(args.kdir, args.out, args.reps, args.runtime).main()
+    Bench(args.kdir, args.out, args.reps, args.runtime, args.rloop_params.split()).main()
 
 
 if __name__ == "__main__":

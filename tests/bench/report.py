@@ -253,6 +253,10 @@ def main():
                               for (w, j, m), r in ratios.items()],
                    "runs": runs}, f, indent=1)
     md = markdown(stats, ratios)
+    params = os.path.join(d, "rloop-params")
+    if os.path.exists(params):
+        with open(params, encoding="utf-8") as f:
+            md = f"rloop module parameters: `{f.read().strip() or '(defaults)'}`\n\n" + md
     md += "\n".join(direct_targets(stats, ratios)
                     + counters_table(os.path.join(d, "counters.jsonl"))) + "\n"
     with open(os.path.join(d, "results.md"), "w", encoding="utf-8") as f:
