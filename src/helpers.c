@@ -470,7 +470,14 @@ int rloop_iocb_nowait(void)
  */
 bool rloop_may_submit_inline(void)
 {
-	return !current->journal_info && !(current->flags & PF_MEMALLOC);
+	/*
+	 * PF_MEMALLOC_NOIO: already in a submission scope (or another NOIO
+	 * section). A loop device on a file on another loop device would
+	 * otherwise nest one submission in the other, a stack frame set per
+	 * level; the inner device's worker takes it instead.
+	 */
+	return !current->journal_info &&
+	       !(current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOIO));
 }
 
 /* No writeback throttling by default, set before the disk is added. */
@@ -481,18 +488,33 @@ void rloop_queue_disable_wbt_default(struct request_queue *q)
 
 /*
  * The scope of a submission to the backing file from queue_rq: no I/O from
- * reclaim (memalloc_noio_save), and the submitter's plug set aside.
- * queue_rq may run from a flush of that very plug (blk_finish_plug, or a
- * full plug in blk_add_rq_to_plug), in the middle of taking requests off
- * its list: a request of the backing device added to it there is lost or
- * corrupts the list (a NULL dereference in blk_add_rq_to_plug, found by
- * the ioctl fuzzer with a loop device read through the page cache). With
- * no plug, the backing filesystem plugs and flushes its own bios.
+ * reclaim (memalloc_noio_save), and the submitter's plug and bio list set
+ * aside.
+ *
+ * - queue_rq may run from a flush of that very plug (blk_finish_plug, or a
+ *   full plug in blk_add_rq_to_plug), in the middle of taking requests off
+ *   its list: a request of the backing device added to it there is lost or
+ *   corrupts the list (a NULL dereference in blk_add_rq_to_plug, found by
+ *   the ioctl fuzzer with a loop device read through the page cache). With
+ *   no plug, the backing filesystem plugs and flushes its own bios.
+ * - queue_rq may run from submit_bio itself (blk_mq_try_issue_directly),
+ *   where current->bio_list collects the bios submitted meanwhile, to be
+ *   issued only once the outer submission returns. The backing filesystem
+ *   may wait for one of its own bios before it returns (ext4 reading an
+ *   extent tree block in ext4_map_blocks, found by the benchmark's ext4
+ *   on a DIO loop device): it would wait forever. With no list, its bios
+ *   are issued at once; the recursion is one level deep, since a
+ *   submission does not nest in another (rloop_may_submit_inline).
  */
-unsigned int rloop_inline_submit_enter(struct blk_plug **saved);
-void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved);
+struct rloop_inline_saved {
+	struct blk_plug *plug;
+	struct bio_list *bio_list;
+};
 
-unsigned int rloop_inline_submit_enter(struct blk_plug **saved)
+unsigned int rloop_inline_submit_enter(struct rloop_inline_saved *saved);
+void rloop_inline_submit_exit(unsigned int flags, struct rloop_inline_saved *saved);
+
+unsigned int rloop_inline_submit_enter(struct rloop_inline_saved *saved)
 {
 	/*
 	 * PF_BLOCK_TS says that current->plug caches a timestamp, which the
@@ -501,17 +523,23 @@ unsigned int rloop_inline_submit_enter(struct blk_plug **saved)
 	 * Nothing sets it again while there is no plug.
 	 */
 	blk_plug_invalidate_ts();
-	*saved = current->plug;
+	saved->plug = current->plug;
 	current->plug = NULL;
+	saved->bio_list = current->bio_list;
+	current->bio_list = NULL;
 	return memalloc_noio_save();
 }
 
-void rloop_inline_submit_exit(unsigned int flags, struct blk_plug *saved)
+void rloop_inline_submit_exit(unsigned int flags, struct rloop_inline_saved *saved)
 {
 	memalloc_noio_restore(flags);
-	/* The backing filesystem's own plug is finished, its flag cleared. */
-	WARN_ON_ONCE(current->plug || (current->flags & PF_BLOCK_TS));
-	current->plug = saved;
+	/*
+	 * The backing filesystem's own plug is finished, its flag cleared,
+	 * and every submit_bio it made has returned.
+	 */
+	WARN_ON_ONCE(current->plug || (current->flags & PF_BLOCK_TS) || current->bio_list);
+	current->plug = saved->plug;
+	current->bio_list = saved->bio_list;
 }
 
 /*

@@ -62,8 +62,8 @@ pub fn capable_sys_admin() -> bool {
 extern "C" {
     fn rloop_worker_enter() -> u32;
     fn rloop_worker_exit(old: u32);
-    fn rloop_inline_submit_enter(saved: *mut *mut bindings::blk_plug) -> u32;
-    fn rloop_inline_submit_exit(flags: u32, saved: *mut bindings::blk_plug);
+    fn rloop_inline_submit_enter(saved: *mut InlineSaved) -> u32;
+    fn rloop_inline_submit_exit(flags: u32, saved: *mut InlineSaved);
     fn rloop_may_submit_inline() -> bool;
 }
 
@@ -101,38 +101,58 @@ impl Drop for WorkerScope {
 ///   lost or corrupt the list. Without a plug the backing filesystem uses
 ///   its own, which it flushes before it returns. The set-aside plug's
 ///   cached timestamp is dropped first (`PF_BLOCK_TS`): the scheduler
-///   would clear it through the then null `current->plug`.
+///   would clear it through the then null `current->plug`;
+/// - its bio list (`current->bio_list`) is set aside. `queue_rq` may be
+///   running inside `submit_bio` (a direct issue), where bios submitted
+///   meanwhile wait on that list until the outer call returns; a backing
+///   filesystem that waits for its own bio before returning (ext4 reading
+///   an extent block) would wait forever. Without the list its bios are
+///   issued at once, one level of recursion deep: [`may_submit_inline`]
+///   refuses a submission inside another.
 ///
 /// The guard is not `Send`: it restores the task it was made on.
 pub struct InlineSubmitScope {
     noio: u32,
+    saved: InlineSaved,
+}
+
+/// What [`InlineSubmitScope`] set aside (`struct rloop_inline_saved`).
+#[repr(C)]
+struct InlineSaved {
     plug: *mut bindings::blk_plug,
+    bio_list: *mut bindings::bio_list,
 }
 
 impl InlineSubmitScope {
     /// Enters the scope until the guard goes.
     pub fn enter() -> Self {
-        let mut plug = core::ptr::null_mut();
-        // SAFETY: Only changes the current task's own flags and plug
-        // pointer; `plug` is written with the plug that was set.
-        let noio = unsafe { rloop_inline_submit_enter(&mut plug) };
-        Self { noio, plug }
+        let mut saved = InlineSaved {
+            plug: core::ptr::null_mut(),
+            bio_list: core::ptr::null_mut(),
+        };
+        // SAFETY: Only changes the current task's own flags, plug and bio
+        // list pointers; `saved` is written with the ones that were set.
+        let noio = unsafe { rloop_inline_submit_enter(&mut saved) };
+        Self { noio, saved }
     }
 }
 
 impl Drop for InlineSubmitScope {
     fn drop(&mut self) {
         // SAFETY: Restores what `enter` saved, on the same task (the guard
-        // is not `Send`); the plug is the caller's, still on its stack
-        // (a plug lives from `blk_start_plug` to `blk_finish_plug` in one
-        // function, which called into us).
-        unsafe { rloop_inline_submit_exit(self.noio, self.plug) };
+        // is not `Send`). The plug and the bio list are the caller's, still
+        // on its stack: a plug lives from `blk_start_plug` to
+        // `blk_finish_plug` in one function, and a bio list for the whole
+        // of `__submit_bio_noacct*`, both of which called into us.
+        unsafe { rloop_inline_submit_exit(self.noio, &mut self.saved) };
     }
 }
 
 /// Whether the current task may call into another filesystem: it is not
 /// inside a filesystem transaction (whose handle in `journal_info` the
-/// backing filesystem would take for its own) and not in memory reclaim.
+/// backing filesystem would take for its own), not in memory reclaim, and
+/// not in a NOIO section, which an [`InlineSubmitScope`] is (so that
+/// submissions through stacked loop devices do not nest).
 pub fn may_submit_inline() -> bool {
     // SAFETY: Only reads the current task's own fields.
     unsafe { rloop_may_submit_inline() }

@@ -1077,6 +1077,42 @@ t_nowait_toggle_detach_race() {
     unload
 }
 
+# NOWAIT submission from inside submit_bio. A 4 KiB O_DIRECT read of the
+# device is one bio, issued straight from submit_bio (no plug), where the
+# bios submitted meanwhile wait on current->bio_list until it returns. The
+# backing file has 4096 extents (every other block written), none of them
+# cached, so ext4 reads an extent block inside the NOWAIT read, and waits
+# for it: forever, before the submission set the bio list aside (found as
+# a hang of the benchmark's ext4 on a DIO loop device).
+t_nowait_extent_lookup() {
+    load
+    rm -f $SCRATCH/frag
+    fio --name=frag --filename=$SCRATCH/frag --size=32M --rw=write:4k --bs=4k --fallocate=none \
+        --ioengine=psync --minimal >/dev/null || die "fio could not write the fragmented file"
+    local extents; extents=$(filefrag $SCRATCH/frag | awk '{ print $2 }')
+    [ "$extents" -ge 2048 ] || die "the file has only $extents extents"
+    # Remounted: no extent cache and no extent block in memory (the
+    # journal would keep the blocks just written).
+    umount $SCRATCH && mount /dev/vda $SCRATCH || die "could not remount the scratch disk"
+    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/frag)
+    udevadm settle
+    local h0 i hits; h0=$(nowait_stat loop0 nowait_hits)
+    # 16 reads spread over the file, each in another extent leaf.
+    for i in $(seq 0 15); do
+        dd if=$dev of=/tmp/blk bs=4k count=1 skip=$((i * 512 + 1 + i % 2)) iflag=direct status=none ||
+            die "O_DIRECT read $i failed"
+        cmp -n 4096 -i $(((i * 512 + 1 + i % 2) * 4096)):0 $SCRATCH/frag /tmp/blk ||
+            die "O_DIRECT read $i differs from the file"
+    done
+    hits=$(($(nowait_stat loop0 nowait_hits) - h0))
+    echo "note: $extents extents; 16 O_DIRECT reads, $hits NOWAIT hits"
+    [ "$hits" -ge 16 ] || die "only $hits NOWAIT hits for 16 O_DIRECT reads"
+    cmp $dev $SCRATCH/frag || die "device and file differ"
+    losetup -d $dev
+    rm -f $SCRATCH/frag
+    unload
+}
+
 # --- Hardware queues and concurrent buffered I/O (rloop only) -----------------
 
 # buffered_overlap NAME: buffered random reads at depth 16 that miss the
@@ -1332,7 +1368,8 @@ done
 
 # rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
-    for t in nowait_paths nowait_forced_eagain nowait_toggle_detach_race hw_queues; do
+    for t in nowait_paths nowait_forced_eagain nowait_toggle_detach_race nowait_extent_lookup \
+             hw_queues; do
         run_test "$t" rloop
     done
     # The direct I/O data path once more with NOWAIT submission off, so
