@@ -11,7 +11,7 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
-use crate::device::{LoopDevice, Phase};
+use crate::device::{LoopDevice, NowaitConfig, Phase};
 use crate::params::{self, Layout};
 use crate::sys::{
     blk::{IoWorkqueue, Probe},
@@ -32,8 +32,9 @@ struct Slot {
 #[pin_data]
 pub(crate) struct Control {
     layout: Layout,
-    /// Whether new devices try `NOWAIT` submission (the `nowait` parameter).
-    nowait: bool,
+    /// How new devices use `NOWAIT` submission (the `nowait` and
+    /// `nowait_depth` parameters).
+    nowait: NowaitConfig,
     /// The module's debugfs directory, `loop/`, with one per device.
     debugfs: Dir,
     /// The workqueue of every device's worker path.
@@ -46,7 +47,11 @@ pub(crate) struct Control {
 
 impl Control {
     /// Makes an empty registry.
-    pub(crate) fn new(layout: Layout, max_loop_specified: bool, nowait: bool) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        layout: Layout,
+        max_loop_specified: bool,
+        nowait: NowaitConfig,
+    ) -> Result<Arc<Self>> {
         let wq = Arc::new(IoWorkqueue::new()?, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {

@@ -110,6 +110,14 @@ struct Inner {
     disk: Option<Disk<LoopDevice>>,
 }
 
+/// How a device uses `NOWAIT` submission: at all (`on`), and with at most
+/// `depth` submissions in flight (0: no limit).
+#[derive(Clone, Copy)]
+pub(crate) struct NowaitConfig {
+    pub(crate) on: bool,
+    pub(crate) depth: u32,
+}
+
 /// A loop device.
 ///
 /// # Invariants
@@ -153,7 +161,7 @@ impl LoopDevice {
         index: u32,
         layout: &Layout,
         debugfs: &Dir,
-        nowait: bool,
+        nowait: NowaitConfig,
         wq: Arc<IoWorkqueue>,
     ) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(fmt!("loop{index}"))?;
@@ -166,8 +174,8 @@ impl LoopDevice {
                 io <- new_spinlock!(None),
                 wq,
                 worker_writes: AtomicU32::new(0),
-                nowait: AtomicBool::new(nowait),
-                stats <- IoStats::new(debugfs, &name),
+                nowait: AtomicBool::new(nowait.on),
+                stats <- IoStats::new(debugfs, &name, nowait.depth),
                 // Blocking: `queue_rq` calls into the backing file's
                 // filesystem, which allocates and takes sleeping locks even
                 // with `IOCB_NOWAIT`.
@@ -780,11 +788,19 @@ impl LoopDevice {
         if !io.direct || (write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0) {
             return Some(rq);
         }
+        let Some(slot) = self.stats.nowait_slot() else {
+            return Some(rq);
+        };
         let pos = rq.pos() + io.offset;
         let mode = self.stats.nowait_mode();
         let _scope = sys::InlineSubmitScope::enter();
-        rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode)
-            .err()
+        match rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode) {
+            Ok(()) => {
+                slot.submitted();
+                None
+            }
+            Err(rq) => Some(rq),
+        }
     }
 
     /// Hands `rq` to a worker (`run_queued`). Any context.

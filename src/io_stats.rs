@@ -11,6 +11,11 @@
 //! - `worker_peak` (read-write, write 0 to reset): the most worker items
 //!   that ran at the same time, which shows the buffered path's
 //!   concurrency;
+//! - `nowait_inflight`: `NOWAIT` submissions not yet done or given back;
+//! - `nowait_depth` (read-write, from the `nowait_depth` module
+//!   parameter): with N > 0, at most N `NOWAIT` submissions are in flight
+//!   at once; the requests beyond go to the worker, which runs on another
+//!   CPU, in parallel with the submitter;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -32,15 +37,22 @@ pub(crate) struct IoStats {
     /// Worker items running now.
     worker_running: Atomic<u64>,
     worker_peak: Atomic<u64>,
+    nowait_inflight: Atomic<u32>,
+    nowait_depth: Atomic<u32>,
     fail_nowait_every: Atomic<u32>,
     /// `NOWAIT` submissions, counted to pick the ones that fail.
     nowait_tries: Atomic<u64>,
 }
 
 impl IoStats {
-    /// The counters at zero and no fault, as `name` under `root`; the
-    /// files go with the returned scope.
-    pub(crate) fn new<'a>(root: &'a Dir, name: &'a CStr) -> impl PinInit<Scope<Self>> + 'a {
+    /// The counters at zero and no fault, as `name` under `root`, with at
+    /// most `nowait_depth` `NOWAIT` submissions in flight (0: no limit);
+    /// the files go with the returned scope.
+    pub(crate) fn new<'a>(
+        root: &'a Dir,
+        name: &'a CStr,
+        nowait_depth: u32,
+    ) -> impl PinInit<Scope<Self>> + 'a {
         root.scope(
             Self {
                 nowait_hits: Atomic::new(0),
@@ -48,6 +60,8 @@ impl IoStats {
                 worker_ios: Atomic::new(0),
                 worker_running: Atomic::new(0),
                 worker_peak: Atomic::new(0),
+                nowait_inflight: Atomic::new(0),
+                nowait_depth: Atomic::new(nowait_depth),
                 fail_nowait_every: Atomic::new(0),
                 nowait_tries: Atomic::new(0),
             },
@@ -57,6 +71,8 @@ impl IoStats {
                 dir.read_only_file(c"eagain_fallbacks", &s.eagain_fallbacks);
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
+                dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
+                dir.read_write_file(c"nowait_depth", &s.nowait_depth);
                 dir.read_write_file(c"fail_nowait_every", &s.fail_nowait_every);
             },
         )
@@ -71,12 +87,32 @@ impl IoStats {
         nowait_mode_for(self.nowait_tries.fetch_add(1, Relaxed), every)
     }
 
-    pub(crate) fn nowait_hit(&self) {
-        self.nowait_hits.fetch_add(1, Relaxed);
+    /// Takes one of the `nowait_depth` places of a `NOWAIT` submission, or
+    /// gives `None` if all are taken. The place is given back by
+    /// [`NowaitSlot::hit`], [`NowaitSlot::fallback`] or by dropping it
+    /// (not submitted).
+    pub(crate) fn nowait_slot(&self) -> Option<NowaitSlot<'_>> {
+        let depth = self.nowait_depth.load(Relaxed);
+        let before = self.nowait_inflight.fetch_add(1, Relaxed);
+        if depth != 0 && before >= depth {
+            self.nowait_inflight.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(NowaitSlot(self))
     }
 
+    /// Gives back the place of a `NOWAIT` submission that did the whole
+    /// request.
+    pub(crate) fn nowait_hit(&self) {
+        self.nowait_hits.fetch_add(1, Relaxed);
+        self.nowait_inflight.fetch_sub(1, Relaxed);
+    }
+
+    /// Gives back the place of a `NOWAIT` submission that went to the
+    /// worker after it was submitted.
     pub(crate) fn eagain_fallback(&self) {
         self.eagain_fallbacks.fetch_add(1, Relaxed);
+        self.nowait_inflight.fetch_sub(1, Relaxed);
     }
 
     /// Counts a worker item, running until the returned guard goes.
@@ -91,6 +127,27 @@ impl IoStats {
             }
         }
         WorkerRun(self)
+    }
+}
+
+/// A place among the `NOWAIT` submissions in flight, taken by
+/// [`IoStats::nowait_slot`]. Dropped, it is given back at once (nothing
+/// was submitted); once the submission is made, [`NowaitSlot::submitted`]
+/// leaves it taken until [`IoStats::nowait_hit`] or
+/// [`IoStats::eagain_fallback`].
+pub(crate) struct NowaitSlot<'a>(&'a IoStats);
+
+impl NowaitSlot<'_> {
+    /// The submission was made: its completion or fallback gives the
+    /// place back.
+    pub(crate) fn submitted(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for NowaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.nowait_inflight.fetch_sub(1, Relaxed);
     }
 }
 

@@ -20,6 +20,7 @@ pub mod uapi;
 use kernel::{c_str, prelude::*, sync::Arc};
 
 use control::Control;
+use device::NowaitConfig;
 use params::Layout;
 use sys::{blk::BlkdevMajor, misc::MiscRegistration};
 
@@ -50,6 +51,10 @@ module! {
         nowait: u32 {
             default: 1,
             description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first (0: always via the worker). Default: 1",
+        },
+        nowait_depth: u32 {
+            default: 0,
+            description: "At most this many IOCB_NOWAIT submissions in flight per device; the rest go to the worker (0: no limit). Default: 0",
         },
     },
 }
@@ -88,7 +93,10 @@ impl kernel::InPlaceModule for LoopModule {
             let control = Control::new(
                 layout,
                 max_loop != params::MIN_COUNT,
-                module_parameters::nowait.value() != 0,
+                NowaitConfig {
+                    on: module_parameters::nowait.value() != 0,
+                    depth: module_parameters::nowait_depth.value(),
+                },
             )?;
             sys::blk::sysfs_register::<device::LoopDevice>();
             Ok(try_pin_init!(Self {

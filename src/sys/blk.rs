@@ -238,9 +238,10 @@ impl Request {
     /// [`DiskDriver::direct_done`] with the byte count or the error.
     ///
     /// With a `NoWait` `mode` the kiocb also has `IOCB_NOWAIT`, and the
-    /// freeze protection is only tried. If it cannot be had, or the bvecs
-    /// of a several-bio request cannot be gathered, nothing is submitted
-    /// and the request comes back as `Err`. Once submitted, any result but
+    /// freeze protection is only tried. If it cannot be had, the file has
+    /// no operation for it, or the bvecs of a several-bio request cannot
+    /// be gathered, nothing is submitted and the request comes back as
+    /// `Err`. Once submitted, any result but
     /// the whole request done (`EAGAIN` above all, but also an error or a
     /// short count, which a blocking retry then settles) gives the request
     /// back in [`DiskDriver::nowait_fallback`] instead, with everything the
@@ -257,6 +258,9 @@ impl Request {
     ) -> Result<(), Request> {
         let nowait = mode != DirectMode::Blocking;
         let Some(op) = file.rw_iter_op(write) else {
+            if nowait {
+                return Err(self);
+            }
             self.end(BlkStatus::io_error());
             return Ok(());
         };

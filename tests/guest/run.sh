@@ -1030,6 +1030,8 @@ t_nowait_forced_eagain() {
     [ "$hits" -gt "$fb" ] || die "$hits hits for $fb fallbacks"
     [ "$worker" -ge "$fb" ] || die "$worker worker I/Os for $fb fallbacks"
     echo 0 >/sys/kernel/debug/loop/loop0/fail_nowait_every
+    # Every submission's place was given back, whichever way it went.
+    sysfs_eq /sys/kernel/debug/loop/loop0/nowait_inflight 0
     echo 3 >/proc/sys/vm/drop_caches
     cmp $dev $SCRATCH/img || die "device and file differ"
     losetup -d $dev
@@ -1043,6 +1045,47 @@ t_nowait_forced_eagain() {
     echo "note: sparse file: $fb EAGAIN fallbacks"
     echo 3 >/proc/sys/vm/drop_caches
     cmp $dev $SCRATCH/img || die "device and file differ (sparse)"
+    losetup -d $dev
+    unload
+}
+
+# nowait_depth N: at most N NOWAIT submissions in flight per device (the
+# module parameter, then debugfs nowait_depth); with fio at depth 32 the
+# rest go to the worker. Sampled while fio runs, nowait_inflight never
+# exceeds N; it is back at 0 afterwards, also with forced EAGAIN
+# fallbacks; fio verifies and the device and the file agree.
+t_nowait_depth() {
+    load nowait_depth=2
+    mkimg $SCRATCH/img 64
+    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    sysfs_eq /sys/module/loop/parameters/nowait_depth 2
+    local d=/sys/kernel/debug/loop/loop0
+    nowait_stat loop0 nowait_depth >/dev/null # mounts debugfs
+    sysfs_eq $d/nowait_depth 2
+    local depth fail peak samples hits worker fb
+    for depth in 2 1; do
+        for fail in 0 3; do
+            echo $depth >$d/nowait_depth
+            echo $fail >$d/fail_nowait_every
+            local h0 w0; h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios)
+            fio_verify_bg $dev 48M 32; local fio_pid=$!
+            peak=0 samples=0
+            while kill -0 $fio_pid 2>/dev/null; do
+                local now; now=$(cat $d/nowait_inflight)
+                [ "$now" -gt "$peak" ] && peak=$now
+                samples=$((samples + 1))
+            done
+            fio_verified $fio_pid $dev $samples samples 10
+            hits=$(($(cat $d/nowait_hits) - h0)); worker=$(($(cat $d/worker_ios) - w0))
+            echo "note: depth $depth, fail every $fail: up to $peak in flight," \
+                 "$hits NOWAIT hits, $worker worker I/Os"
+            [ "$peak" -le $depth ] || die "depth $depth: $peak NOWAIT submissions in flight"
+            [ "$hits" -gt 100 ] || die "depth $depth: only $hits NOWAIT hits"
+            [ "$worker" -gt 100 ] || die "depth $depth: only $worker worker I/Os at fio depth 32"
+            sysfs_eq $d/nowait_inflight 0
+        done
+    done
+    echo 0 >$d/fail_nowait_every
     losetup -d $dev
     unload
 }
@@ -1368,8 +1411,8 @@ done
 
 # rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
-    for t in nowait_paths nowait_forced_eagain nowait_toggle_detach_race nowait_extent_lookup \
-             hw_queues; do
+    for t in nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race \
+             nowait_extent_lookup hw_queues; do
         run_test "$t" rloop
     done
     # The direct I/O data path once more with NOWAIT submission off, so
