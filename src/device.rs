@@ -154,14 +154,14 @@ pub(crate) struct LoopDevice {
 
 impl LoopDevice {
     /// Makes the device object of `loopN` with its tag set; no disk yet.
-    /// Its debugfs directory goes under `debugfs`; `nowait` is the initial
+    /// Its debugfs directory goes under `debugfs`; `config` is the initial
     /// setting of `NOWAIT` submission; requests that need a worker go to
     /// `wq`.
     pub(crate) fn new(
         index: u32,
         layout: &Layout,
         debugfs: &Dir,
-        nowait: NowaitConfig,
+        config: NowaitConfig,
         wq: Arc<IoWorkqueue>,
     ) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(fmt!("loop{index}"))?;
@@ -174,8 +174,8 @@ impl LoopDevice {
                 io <- new_spinlock!(None),
                 wq,
                 worker_writes: AtomicU32::new(0),
-                nowait: AtomicBool::new(nowait.on),
-                stats <- IoStats::new(debugfs, &name, nowait.depth),
+                nowait: AtomicBool::new(config.on),
+                stats <- IoStats::new(debugfs, &name, config.depth),
                 // Blocking: `queue_rq` calls into the backing file's
                 // filesystem, which allocates and takes sleeping locks even
                 // with `IOCB_NOWAIT`.
