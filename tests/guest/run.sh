@@ -1058,7 +1058,6 @@ t_nowait_depth() {
     load nowait_depth=2
     mkimg $SCRATCH/img 64
     local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
-    sysfs_eq /sys/module/loop/parameters/nowait_depth 2
     local d=/sys/kernel/debug/loop/loop0
     nowait_stat loop0 nowait_depth >/dev/null # mounts debugfs
     sysfs_eq $d/nowait_depth 2
