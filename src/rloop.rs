@@ -53,8 +53,8 @@ module! {
             description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first (0: always via the worker). Default: 1",
         },
         nowait_depth: u32 {
-            default: 0,
-            description: "At most this many IOCB_NOWAIT submissions in flight per device; the rest go to the worker (0: no limit). Default: 0",
+            default: 1,
+            description: "At most this many IOCB_NOWAIT submissions in flight per device; the rest go to the worker (0: no limit). Default: 1",
         },
     },
 }

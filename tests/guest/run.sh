@@ -942,7 +942,9 @@ fio_rw() {
 # off (then every I/O goes to the worker), and takes only booleans; so
 # does the nowait module parameter. Writeback throttling is off.
 t_nowait_paths() {
-    load
+    # No cap on NOWAIT submissions in flight (the default is 1: see
+    # t_nowait_depth), so that every direct request tries it.
+    load nowait_depth=0
     mkimg $SCRATCH/img 64
     local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/loop/nowait 1
@@ -1004,9 +1006,10 @@ t_nowait_paths() {
 }
 
 # nowait_fault_dev N: loads rloop and sets dev to loop0 with direct I/O on
-# a 64 MiB image, with every N-th NOWAIT submission failing with EAGAIN.
+# a 64 MiB image, with every N-th NOWAIT submission failing with EAGAIN,
+# and no cap on NOWAIT submissions in flight.
 nowait_fault_dev() {
-    load
+    load nowait_depth=0
     mkimg $SCRATCH/img 64
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     nowait_stat loop0 nowait_hits >/dev/null # mounts debugfs
@@ -1050,7 +1053,8 @@ t_nowait_forced_eagain() {
 }
 
 # nowait_depth N: at most N NOWAIT submissions in flight per device (the
-# module parameter, then debugfs nowait_depth); with fio at depth 32 the
+# module parameter, default 1, then debugfs nowait_depth); with fio at
+# depth 32 the
 # rest go to the worker. Sampled while fio runs, nowait_inflight never
 # exceeds N; it is back at 0 afterwards, also with forced EAGAIN
 # fallbacks; fio verifies and the device and the file agree.
@@ -1061,6 +1065,11 @@ t_nowait_depth() {
     local d=/sys/kernel/debug/loop/loop0
     nowait_stat loop0 nowait_depth >/dev/null # mounts debugfs
     sysfs_eq $d/nowait_depth 2
+    losetup -d $dev
+    unload
+    load
+    dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    sysfs_eq $d/nowait_depth 1
     local depth fail peak samples hits worker fb
     for depth in 2 1; do
         for fail in 0 3; do
