@@ -89,8 +89,8 @@ impl IoStats {
 
     /// Takes one of the `nowait_depth` places of a `NOWAIT` submission, or
     /// gives `None` if all are taken. The place is given back by
-    /// [`NowaitSlot::hit`], [`NowaitSlot::fallback`] or by dropping it
-    /// (not submitted).
+    /// [`IoStats::nowait_hit`], [`IoStats::eagain_fallback`] or by dropping
+    /// the slot (not submitted).
     pub(crate) fn nowait_slot(&self) -> Option<NowaitSlot<'_>> {
         let depth = self.nowait_depth.load(Relaxed);
         let before = self.nowait_inflight.fetch_add(1, Relaxed);
