@@ -241,9 +241,9 @@ impl Request {
     /// freeze protection is only tried. If it cannot be had, the file has
     /// no operation for it, or the bvecs of a several-bio request cannot
     /// be gathered, nothing is submitted and the request comes back as
-    /// `Err`. Once submitted, any result but
-    /// the whole request done (`EAGAIN` above all, but also an error or a
-    /// short count, which a blocking retry then settles) gives the request
+    /// `Err`. Once submitted, any result but the whole request done
+    /// (`EAGAIN` above all, but also an error or a short count, which a
+    /// blocking retry then settles) gives the request
     /// back in [`DiskDriver::nowait_fallback`] instead, with everything the
     /// attempt held released.
     ///

@@ -1054,10 +1054,9 @@ t_nowait_forced_eagain() {
 
 # nowait_depth N: at most N NOWAIT submissions in flight per device (the
 # module parameter, default 1, then debugfs nowait_depth); with fio at
-# depth 32 the
-# rest go to the worker. Sampled while fio runs, nowait_inflight never
-# exceeds N; it is back at 0 afterwards, also with forced EAGAIN
-# fallbacks; fio verifies and the device and the file agree.
+# depth 32 the rest go to the worker. Sampled while fio runs,
+# nowait_inflight never exceeds N; it is back at 0 afterwards, also with
+# forced EAGAIN fallbacks; fio verifies and the device and the file agree.
 t_nowait_depth() {
     load nowait_depth=2
     mkimg $SCRATCH/img 64
@@ -1070,7 +1069,7 @@ t_nowait_depth() {
     load
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq $d/nowait_depth 1
-    local depth fail peak samples hits worker fb
+    local depth fail peak samples hits worker
     for depth in 2 1; do
         for fail in 0 3; do
             echo $depth >$d/nowait_depth
