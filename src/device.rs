@@ -235,6 +235,19 @@ impl LoopDevice {
         core::mem::replace(&mut inner.state, state)
     }
 
+    /// Moves a bound device to `Rundown`, keeping its binding. Only the
+    /// new phase is published: `queue_rq` reads the phase without the
+    /// lock, and a passing `Unbound` would fail its requests.
+    fn start_rundown(&self, inner: &mut Inner) {
+        // The placeholder is seen by no one: the lock is held and the
+        // phase is not stored until the new state is in.
+        let state = match core::mem::replace(&mut inner.state, State::Unbound) {
+            State::Bound(b) => State::Rundown(b),
+            other => other,
+        };
+        self.set_state(inner, state);
+    }
+
     fn set_io(&self, io: Option<Arc<IoConfig>>) {
         *self.io.lock() = io;
     }
@@ -417,18 +430,13 @@ impl LoopDevice {
     /// `LOOP_CLR_FD`: detach at last close, now if this is the only opener.
     fn clr_fd(&self, disk: &DiskRef) -> Result {
         let mut inner = self.inner.lock();
-        let state = self.set_state(&mut inner, State::Unbound);
-        let State::Bound(mut b) = state else {
-            self.set_state(&mut inner, state);
+        let State::Bound(b) = &mut inner.state else {
             return Err(ENXIO);
         };
         b.flags |= uapi::LO_FLAGS_AUTOCLEAR;
-        let next = if disk.openers() == 1 {
-            State::Rundown(b)
-        } else {
-            State::Bound(b)
-        };
-        self.set_state(&mut inner, next);
+        if disk.openers() == 1 {
+            self.start_rundown(&mut inner);
+        }
         Ok(())
     }
 
@@ -436,18 +444,13 @@ impl LoopDevice {
     /// `__loop_clr_fd()`. Runs under the disk's `open_mutex`.
     fn last_close(&self, disk: &DiskRef) {
         let mut inner = self.inner.lock();
-        let state = self.set_state(&mut inner, State::Unbound);
-        let binding = match state {
-            State::Bound(b) if b.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 => b,
-            State::Rundown(b) => b,
-            other => {
-                self.set_state(&mut inner, other);
-                return;
-            }
+        let binding_sysfs = match &inner.state {
+            State::Bound(b) if b.flags & uapi::LO_FLAGS_AUTOCLEAR != 0 => b.sysfs,
+            State::Rundown(b) => b.sysfs,
+            _ => return,
         };
         // Rundown keeps opens out while the device is taken apart.
-        let binding_sysfs = binding.sysfs;
-        self.set_state(&mut inner, State::Rundown(binding));
+        self.start_rundown(&mut inner);
         drop(inner);
 
         // No opener, so no I/O in flight: no need to freeze.
