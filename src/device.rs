@@ -774,7 +774,8 @@ impl LoopDevice {
     ///
     /// Only when it is worth it: reads, and writes to a block device or to
     /// a regular file with no write waiting for the worker (writes that
-    /// allocate blocks get `EAGAIN`, and so would the ones after them).
+    /// allocate blocks get `EAGAIN`, and so would the ones after them);
+    /// and only on a queue that is nearly idle (`nowait_depth`).
     /// Never from inside a filesystem transaction or memory reclaim.
     fn try_nowait(&self, rq: Request) -> Option<Request> {
         let write = match rq.op() {
@@ -791,7 +792,7 @@ impl LoopDevice {
         if !io.direct || (write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0) {
             return Some(rq);
         }
-        let Some(slot) = self.stats.nowait_slot() else {
+        let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {
             return Some(rq);
         };
         let pos = rq.pos() + io.offset;

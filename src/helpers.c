@@ -51,6 +51,7 @@ bool rloop_rq_nounmap(struct request *rq);
 unsigned int rloop_rq_nr_bvec(struct request *rq);
 unsigned int rloop_rq_bvecs(struct request *rq, struct bio_vec *out, unsigned int max);
 void rloop_rq_zero_fill(struct request *rq);
+unsigned int rloop_rq_queue_busy(struct request *rq);
 
 unsigned int rloop_rq_op(struct request *rq)
 {
@@ -98,6 +99,12 @@ void rloop_rq_zero_fill(struct request *rq)
 
 	__rq_for_each_bio(bio, rq)
 		zero_fill_bio(bio);
+}
+
+/* The driver tags in use on rq's hardware queue, rq's own included. */
+unsigned int rloop_rq_queue_busy(struct request *rq)
+{
+	return sbitmap_weight(&rq->mq_hctx->tags->bitmap_tags.sb);
 }
 
 /* gendisk and request_queue */

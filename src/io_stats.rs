@@ -13,9 +13,11 @@
 //!   concurrency;
 //! - `nowait_inflight`: `NOWAIT` submissions not yet done or given back;
 //! - `nowait_depth` (read-write, from the `nowait_depth` module
-//!   parameter): with N > 0, at most N `NOWAIT` submissions are in flight
-//!   at once; the requests beyond go to the worker, which runs on another
-//!   CPU, in parallel with the submitter;
+//!   parameter): with N > 0, `NOWAIT` is tried only while the request's
+//!   hardware queue holds at most N requests, itself included, and at
+//!   most N `NOWAIT` submissions are in flight; the other requests go to
+//!   the worker, which runs on another CPU, in parallel with the
+//!   submitter;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -45,8 +47,8 @@ pub(crate) struct IoStats {
 }
 
 impl IoStats {
-    /// The counters at zero and no fault, as `name` under `root`, with at
-    /// most `nowait_depth` `NOWAIT` submissions in flight (0: no limit);
+    /// The counters at zero and no fault, as `name` under `root`, with
+    /// `nowait_depth` as the limit of [`IoStats::nowait_slot`] (0: none);
     /// the files go with the returned scope.
     pub(crate) fn new<'a>(
         root: &'a Dir,
@@ -88,11 +90,18 @@ impl IoStats {
     }
 
     /// Takes one of the `nowait_depth` places of a `NOWAIT` submission, or
-    /// gives `None` if all are taken. The place is given back by
+    /// gives `None` if all are taken, or if the hardware queue holds more
+    /// than `nowait_depth` requests (`queue_busy`, the one to submit
+    /// included): a deep queue is better spread over the CPUs by the
+    /// worker than submitted one request after another from the
+    /// submitter's. The place is given back by
     /// [`IoStats::nowait_hit`], [`IoStats::eagain_fallback`] or by dropping
     /// the slot (not submitted).
-    pub(crate) fn nowait_slot(&self) -> Option<NowaitSlot<'_>> {
+    pub(crate) fn nowait_slot(&self, queue_busy: u32) -> Option<NowaitSlot<'_>> {
         let depth = self.nowait_depth.load(Relaxed);
+        if depth != 0 && queue_busy > depth {
+            return None;
+        }
         let before = self.nowait_inflight.fetch_add(1, Relaxed);
         if depth != 0 && before >= depth {
             self.nowait_inflight.fetch_sub(1, Relaxed);

@@ -54,7 +54,7 @@ module! {
         },
         nowait_depth: u32 {
             default: 1,
-            description: "At most this many IOCB_NOWAIT submissions in flight per device; the rest go to the worker (0: no limit). Default: 1",
+            description: "Try IOCB_NOWAIT only while a hardware queue holds at most this many requests, and at most this many such submissions are in flight per device; the rest go to the worker (0: no limit). Default: 1",
         },
     },
 }

@@ -43,6 +43,7 @@ extern "C" {
         out: *mut bindings::bio_vec,
         max: c_uint,
     ) -> c_uint;
+    fn rloop_rq_queue_busy(rq: *mut bindings::request) -> u32;
     fn rloop_rq_zero_fill(rq: *mut bindings::request);
     fn rloop_rq_iter_single(
         rq: *mut bindings::request,
@@ -176,6 +177,15 @@ impl Request {
     pub fn bytes(&self) -> u32 {
         // SAFETY: By the type invariant the request is live.
         unsafe { rloop_rq_bytes(self.raw()) }
+    }
+
+    /// The requests of this request's hardware queue that hold a driver
+    /// tag, this one included: those in flight in the driver, and those
+    /// on their way to it (in a plug being flushed, for one).
+    pub fn queue_busy(&self) -> u32 {
+        // SAFETY: By the type invariant the request is live and started, so
+        // its hardware queue and tags are.
+        unsafe { rloop_rq_queue_busy(self.raw()) }
     }
 
     /// Whether a write-zeroes request must keep the blocks allocated

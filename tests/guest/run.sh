@@ -1064,11 +1064,14 @@ t_nowait_forced_eagain() {
     unload
 }
 
-# nowait_depth N: at most N NOWAIT submissions in flight per device (the
-# module parameter, default 1, then debugfs nowait_depth); with fio at
-# depth 32 the rest go to the worker. Sampled while fio runs,
-# nowait_inflight never exceeds N; it is back at 0 afterwards, also with
-# forced EAGAIN fallbacks; fio verifies and the device and the file agree.
+# nowait_depth N (the module parameter, default 1, then debugfs
+# nowait_depth): NOWAIT is tried only while the request's hardware queue
+# holds at most N requests, itself included, and at most N NOWAIT
+# submissions are in flight. At fio depth 32, nowait_inflight, sampled all
+# through, never exceeds N; at depth 1 nearly every I/O tries NOWAIT;
+# batches of 32 submitted at once (one plug) go to the worker, all but a
+# few. nowait_inflight is back at 0 afterwards, also with forced EAGAIN
+# fallbacks; fio verifies and the device and the file agree.
 t_nowait_depth() {
     load nowait_depth=2
     mkimg $SCRATCH/img 64
@@ -1081,30 +1084,57 @@ t_nowait_depth() {
     load
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq $d/nowait_depth 1
-    local depth fail peak samples hits worker
+    local depth fail peak samples hits worker fb n h0 w0 f0 n0 fio_pid now
     for depth in 2 1; do
         for fail in 0 3; do
             echo $depth >$d/nowait_depth
             echo $fail >$d/fail_nowait_every
-            local h0 w0; h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios)
-            fio_verify_bg $dev 48M 32; local fio_pid=$!
+            h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
+            fio_verify_bg $dev 48M 32; fio_pid=$!
             peak=0 samples=0
             while kill -0 $fio_pid 2>/dev/null; do
-                local now; now=$(cat $d/nowait_inflight)
+                now=$(cat $d/nowait_inflight)
                 [ "$now" -gt "$peak" ] && peak=$now
                 samples=$((samples + 1))
             done
             fio_verified $fio_pid $dev $samples samples 10
             hits=$(($(cat $d/nowait_hits) - h0)); worker=$(($(cat $d/worker_ios) - w0))
-            echo "note: depth $depth, fail every $fail: up to $peak in flight," \
-                 "$hits NOWAIT hits, $worker worker I/Os"
+            n=$(($(done_ios loop0) - n0))
+            echo "note: depth $depth, fail every $fail, fio depth 32: up to $peak in flight," \
+                 "$hits NOWAIT hits, $worker worker I/Os of $n"
             [ "$peak" -le $depth ] || die "depth $depth: $peak NOWAIT submissions in flight"
-            [ "$hits" -gt 100 ] || die "depth $depth: only $hits NOWAIT hits"
             [ "$worker" -gt 100 ] || die "depth $depth: only $worker worker I/Os at fio depth 32"
+            sysfs_eq $d/nowait_inflight 0
+
+            h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
+            # 4 KiB, so that each I/O is one request, alone in the queue.
+            timeout 600 fio --name=qd1 --filename=$dev --size=4M --rw=randwrite --bs=4k \
+                --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --do_verify=1 \
+                --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+                die "fio at depth 1 failed: $(tail -5 /tmp/fio.out)"
+            hits=$(($(cat $d/nowait_hits) - h0)); fb=$(($(cat $d/eagain_fallbacks) - f0))
+            n=$(($(done_ios loop0) - n0))
+            echo "note: depth $depth, fail every $fail, fio depth 1: $hits NOWAIT hits," \
+                 "$fb EAGAIN fallbacks of $n I/Os"
+            [ $(((hits + fb) * 10)) -ge $((n * 9)) ] ||
+                die "depth $depth: $((hits + fb)) of $n I/Os tried NOWAIT at fio depth 1"
             sysfs_eq $d/nowait_inflight 0
         done
     done
     echo 0 >$d/fail_nowait_every
+    # 32 reads submitted at once, then all 32 reaped: each batch is one
+    # plug, and its requests hold their tags before the first is queued.
+    # Without the queue check, the first of each batch (none in flight)
+    # would try NOWAIT, 1 in 32.
+    h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
+    timeout 600 fio --name=batch --filename=$dev --size=16M --rw=randread --bs=4k \
+        --ioengine=libaio --iodepth=32 --iodepth_batch_submit=32 \
+        --iodepth_batch_complete_min=32 --direct=1 --minimal >/tmp/fio.out 2>&1 ||
+        die "batched fio failed: $(tail -5 /tmp/fio.out)"
+    hits=$(($(cat $d/nowait_hits) - h0)); fb=$(($(cat $d/eagain_fallbacks) - f0))
+    n=$(($(done_ios loop0) - n0))
+    echo "note: batches of 32: $((hits + fb)) of $n I/Os tried NOWAIT"
+    [ $(((hits + fb) * 64)) -lt "$n" ] || die "batches of 32: $((hits + fb)) of $n I/Os tried NOWAIT"
     losetup -d $dev
     unload
 }
