@@ -170,6 +170,11 @@ impl Control {
             };
             slot.dev.remove_for_exit();
         }
+        // A work item may still hold a device after its last request
+        // ended. Once they have all run, the last reference to the
+        // workqueue is ours, and it is not dropped from one of its own
+        // work items (which `destroy_workqueue` would wait for forever).
+        self.wq.flush();
     }
 }
 

@@ -540,6 +540,13 @@ impl IoWorkqueue {
             ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
         })
     }
+
+    /// Waits for every work item queued so far to have run
+    /// (`flush_workqueue`). May sleep; not from a work item of this queue.
+    pub fn flush(&self) {
+        // SAFETY: By the type invariant the workqueue is live.
+        unsafe { bindings::__flush_workqueue(self.ptr.as_ptr()) };
+    }
 }
 
 impl Drop for IoWorkqueue {
