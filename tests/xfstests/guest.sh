@@ -39,12 +39,15 @@ no_loop_autoload || { echo "guest.sh: cannot stop modprobe from loading loop" >&
 
 # The users some tests switch to.
 # (useradd cannot rewrite /etc/shadow in the guest's /etc overlay, so the
-# entries are appended.)
+# entries are appended. Their password field is "*", not "x": with "x",
+# pam_unix's account check looks for a shadow entry, finds none, and
+# `su fsgqa` fails, which xfstests' _require_user reports as "fsgqa cannot
+# execute commands".)
 uid=31000
 for u in fsgqa fsgqa2 123456-fsgqa; do
     uid=$((uid + 1))
     id "$u" >/dev/null 2>&1 && continue
-    echo "$u:x:$uid:$uid::/tmp/home-$u:/bin/sh" >>/etc/passwd
+    echo "$u:*:$uid:$uid::/tmp/home-$u:/bin/sh" >>/etc/passwd
     echo "$u:x:$uid:" >>/etc/group
     mkdir -p /tmp/home-$u && chown $uid:$uid /tmp/home-$u
 done
