@@ -137,8 +137,11 @@ pub(crate) struct LoopDevice {
     /// The module's workqueue, where each request that needs a worker is
     /// its own work item.
     wq: Arc<IoWorkqueue>,
-    /// Writes handed to a worker and not yet run by it: while there are
-    /// any, writes to a regular file are not tried with `NOWAIT`.
+    /// Writes handed to a worker that it has not started yet: while there
+    /// are any, writes to a regular file are not tried with `NOWAIT`.
+    /// Counted down when the worker starts one, before it can end: counted
+    /// down after, the write's completion could let the submitter's next
+    /// write see it still up, and skip `NOWAIT` at depth 1.
     worker_writes: AtomicU32,
     /// Direct reads and writes are first tried from `queue_rq` with
     /// `IOCB_NOWAIT` (the `nowait` module parameter, and the device's
@@ -1089,16 +1092,15 @@ impl DiskDriver for LoopDevice {
         let this: Arc<Self> = this.into();
         let _worker = sys::WorkerScope::enter();
         let _running = this.stats.worker_io();
-        let write = rq.op() == ReqOp::Write;
+        if rq.op() == ReqOp::Write {
+            this.worker_writes.fetch_sub(1, Ordering::Relaxed);
+        }
         // A statement of its own: the guard of a match scrutinee would be
         // held across the whole match, the sleeping I/O included.
         let io = this.io.lock().clone();
         match io {
             Some(io) => Self::handle(&io, rq),
             None => rq.end(BlkStatus::io_error()),
-        }
-        if write {
-            this.worker_writes.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -101,10 +101,34 @@ void rloop_rq_zero_fill(struct request *rq)
 		zero_fill_bio(bio);
 }
 
-/* The driver tags in use on rq's hardware queue, rq's own included. */
+/*
+ * The driver tags in use on rq's hardware queue, rq's own included.
+ *
+ * Not sbitmap_weight(): it counts the set bits of every word, then the
+ * freed ones (->cleared) of every word, and a deferred clear between the
+ * two passes (an allocation folding ->cleared into ->word) counts every
+ * tag it folds as busy, up to a whole word of them. Here each word is read
+ * on its own: a bit counts if it is set in two reads of ->word around the
+ * read of ->cleared, and not in ->cleared. Tags allocated meanwhile may be
+ * missed; the count is a hint.
+ */
 unsigned int rloop_rq_queue_busy(struct request *rq)
 {
-	return sbitmap_weight(&rq->mq_hctx->tags->bitmap_tags.sb);
+	const struct sbitmap *sb = &rq->mq_hctx->tags->bitmap_tags.sb;
+	unsigned int i, busy = 0;
+
+	for (i = 0; i < sb->map_nr; i++) {
+		const struct sbitmap_word *w = &sb->map[i];
+		unsigned long set = READ_ONCE(w->word);
+		unsigned long cleared = READ_ONCE(w->cleared);
+		unsigned int depth = __map_depth(sb, i);
+
+		set &= READ_ONCE(w->word) & ~cleared;
+		if (depth < BITS_PER_LONG)
+			set &= (1UL << depth) - 1;
+		busy += hweight_long(set);
+	}
+	return busy;
 }
 
 /* gendisk and request_queue */

@@ -17,7 +17,11 @@
 //!   hardware queue holds at most N requests, itself included, and at
 //!   most N `NOWAIT` submissions are in flight; the other requests go to
 //!   the worker, which runs on another CPU, in parallel with the
-//!   submitter;
+//!   submitter. After a request finds the queue over N + 1, the next 16
+//!   that find it idle go to the worker too (the busy hold), so that a
+//!   deep queue that empties for a moment stays with the worker;
+//! - `busy_holds`: how many times a request found the queue over
+//!   `nowait_depth` + 1 and so started the busy hold;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -41,6 +45,10 @@ pub(crate) struct IoStats {
     worker_peak: Atomic<u64>,
     nowait_inflight: Atomic<u32>,
     nowait_depth: Atomic<u32>,
+    /// Requests still to see an idle queue before `NOWAIT` is tried again,
+    /// after one saw a busy queue (see [`IoStats::nowait_slot`]).
+    busy_hold: Atomic<u32>,
+    busy_holds: Atomic<u64>,
     fail_nowait_every: Atomic<u32>,
     /// `NOWAIT` submissions, counted to pick the ones that fail.
     nowait_tries: Atomic<u64>,
@@ -64,6 +72,8 @@ impl IoStats {
                 worker_peak: Atomic::new(0),
                 nowait_inflight: Atomic::new(0),
                 nowait_depth: Atomic::new(nowait_depth),
+                busy_hold: Atomic::new(0),
+                busy_holds: Atomic::new(0),
                 fail_nowait_every: Atomic::new(0),
                 nowait_tries: Atomic::new(0),
             },
@@ -75,6 +85,7 @@ impl IoStats {
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
                 dir.read_write_file(c"nowait_depth", &s.nowait_depth);
+                dir.read_only_file(c"busy_holds", &s.busy_holds);
                 dir.read_write_file(c"fail_nowait_every", &s.fail_nowait_every);
             },
         )
@@ -99,8 +110,24 @@ impl IoStats {
     /// the slot (not submitted).
     pub(crate) fn nowait_slot(&self, queue_busy: u32) -> Option<NowaitSlot<'_>> {
         let depth = self.nowait_depth.load(Relaxed);
-        if depth != 0 && queue_busy > depth {
-            return None;
+        if depth != 0 {
+            if queue_busy > depth {
+                // One more is not a deep queue: at depth 1, the submitter
+                // may send its next request while the last one's tag is
+                // still being freed, after its completion woke it.
+                if queue_busy > depth + 1 {
+                    self.busy_hold.store(BUSY_HOLD, Relaxed);
+                    self.busy_holds.fetch_add(1, Relaxed);
+                }
+                return None;
+            }
+            let hold = self.busy_hold.load(Relaxed);
+            if hold > 0 {
+                // Racy on purpose: a lost count only moves the switch back
+                // by a request, and a plain store cannot wrap below zero.
+                self.busy_hold.store(hold - 1, Relaxed);
+                return None;
+            }
         }
         let before = self.nowait_inflight.fetch_add(1, Relaxed);
         if depth != 0 && before >= depth {
@@ -138,6 +165,15 @@ impl IoStats {
         WorkerRun(self)
     }
 }
+
+/// After a request finds its hardware queue over `nowait_depth` + 1, how
+/// many requests in a row must find it idle before `NOWAIT` is tried
+/// again. A deep queue
+/// empties for a moment now and then (the submitter reaped every
+/// completion at once); a submission from `queue_rq` then would hold up
+/// the requests right behind it, which the worker on the other CPU takes
+/// in parallel.
+const BUSY_HOLD: u32 = 16;
 
 /// A place among the `NOWAIT` submissions in flight, taken by
 /// [`IoStats::nowait_slot`]. Dropped, it is given back at once (nothing

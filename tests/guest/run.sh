@@ -1070,8 +1070,9 @@ t_nowait_forced_eagain() {
 # submissions are in flight. At fio depth 32, nowait_inflight, sampled all
 # through, never exceeds N; at depth 1 nearly every I/O tries NOWAIT;
 # batches of 32 submitted at once (one plug) go to the worker, all but a
-# few. nowait_inflight is back at 0 afterwards, also with forced EAGAIN
-# fallbacks; fio verifies and the device and the file agree.
+# few, and start the busy hold: the next 16 requests at depth 1 go to
+# the worker too, but not most of the ones after. nowait_inflight is back
+# at 0 afterwards, also with forced EAGAIN fallbacks; fio verifies and the device and the file agree.
 t_nowait_depth() {
     load nowait_depth=2
     mkimg $SCRATCH/img 64
@@ -1084,7 +1085,7 @@ t_nowait_depth() {
     load
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq $d/nowait_depth 1
-    local depth fail peak samples hits worker fb n h0 w0 f0 n0 fio_pid now
+    local depth fail peak samples hits worker fb n h0 w0 f0 n0 b0 holds fio_pid now
     for depth in 2 1; do
         for fail in 0 3; do
             echo $depth >$d/nowait_depth
@@ -1106,17 +1107,26 @@ t_nowait_depth() {
             [ "$worker" -gt 100 ] || die "depth $depth: only $worker worker I/Os at fio depth 32"
             sysfs_eq $d/nowait_inflight 0
 
+            # udev's probe after the last writer closed the device reads it
+            # in its own requests, some of them at depth: let it end first.
+            udevadm settle
             h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
+            b0=$(cat $d/busy_holds)
             # 4 KiB, so that each I/O is one request, alone in the queue.
             timeout 600 fio --name=qd1 --filename=$dev --size=4M --rw=randwrite --bs=4k \
                 --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --do_verify=1 \
                 --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
                 die "fio at depth 1 failed: $(tail -5 /tmp/fio.out)"
             hits=$(($(cat $d/nowait_hits) - h0)); fb=$(($(cat $d/eagain_fallbacks) - f0))
-            n=$(($(done_ios loop0) - n0))
+            n=$(($(done_ios loop0) - n0)); holds=$(($(cat $d/busy_holds) - b0))
             echo "note: depth $depth, fail every $fail, fio depth 1: $hits NOWAIT hits," \
-                 "$fb EAGAIN fallbacks of $n I/Os"
-            [ $(((hits + fb) * 10)) -ge $((n * 9)) ] ||
+                 "$fb EAGAIN fallbacks of $n I/Os, $holds busy holds"
+            # The first 16 go to the worker: the depth-32 run just before
+            # set the busy hold (tested below), and 16 more after each
+            # hold started in this run: fio is not the only reader (some
+            # 128 KiB reads come along with its verify pass), and a read of
+            # another can find the queue busy.
+            [ $(((hits + fb) * 10)) -ge $(((n - 16 * (holds + 1)) * 9)) ] ||
                 die "depth $depth: $((hits + fb)) of $n I/Os tried NOWAIT at fio depth 1"
             sysfs_eq $d/nowait_inflight 0
         done
@@ -1127,6 +1137,7 @@ t_nowait_depth() {
     # Without the queue check, the first of each batch (none in flight)
     # would try NOWAIT, 1 in 32.
     h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
+    b0=$(cat $d/busy_holds)
     timeout 600 fio --name=batch --filename=$dev --size=16M --rw=randread --bs=4k \
         --ioengine=libaio --iodepth=32 --iodepth_batch_submit=32 \
         --iodepth_batch_complete_min=32 --direct=1 --minimal >/tmp/fio.out 2>&1 ||
@@ -1135,6 +1146,24 @@ t_nowait_depth() {
     n=$(($(done_ios loop0) - n0))
     echo "note: batches of 32: $((hits + fb)) of $n I/Os tried NOWAIT"
     [ $(((hits + fb) * 64)) -lt "$n" ] || die "batches of 32: $((hits + fb)) of $n I/Os tried NOWAIT"
+    holds=$(($(cat $d/busy_holds) - b0))
+    [ "$holds" -gt 0 ] || die "batches of 32 started no busy hold"
+    # The busy hold: after a request found the queue busy, the next 16
+    # that find it idle still go to the worker; then NOWAIT resumes. 128
+    # reads at depth 1 right after the batches: at least 16 to the worker,
+    # and then NOWAIT for most of the rest.
+    udevadm settle
+    h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
+    timeout 600 fio --name=after --filename=$dev --size=16M --rw=randread --bs=4k \
+        --ioengine=libaio --iodepth=1 --direct=1 --number_ios=128 --norandommap \
+        --minimal >/tmp/fio.out 2>&1 || die "depth-1 fio failed: $(tail -5 /tmp/fio.out)"
+    hits=$(($(cat $d/nowait_hits) - h0)); worker=$(($(cat $d/worker_ios) - w0))
+    n=$(($(done_ios loop0) - n0))
+    echo "note: after the batches, depth 1: $worker worker I/Os, then $hits NOWAIT hits, of $n"
+    [ "$n" -eq 128 ] && [ $((hits + worker)) -eq 128 ] ||
+        die "after the batches: $hits hits and $worker worker I/Os of $n"
+    [ "$worker" -ge 16 ] && [ "$hits" -ge 64 ] ||
+        die "after the batches: $worker worker I/Os and $hits hits, not a hold of 16"
     losetup -d $dev
     unload
 }
