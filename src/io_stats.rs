@@ -105,7 +105,9 @@ impl IoStats {
     /// than `nowait_depth` requests (`queue_busy`, the one to submit
     /// included): a deep queue is better spread over the CPUs by the
     /// worker than submitted one request after another from the
-    /// submitter's. The place is given back by
+    /// submitter's; or, after a request found the queue over
+    /// `nowait_depth` + 1, for the next [`BUSY_HOLD`] requests (the busy
+    /// hold). The place is given back by
     /// [`IoStats::nowait_hit`], [`IoStats::eagain_fallback`] or by dropping
     /// the slot (not submitted).
     pub(crate) fn nowait_slot(&self, queue_busy: u32) -> Option<NowaitSlot<'_>> {
@@ -168,11 +170,10 @@ impl IoStats {
 
 /// After a request finds its hardware queue over `nowait_depth` + 1, how
 /// many requests in a row must find it idle before `NOWAIT` is tried
-/// again. A deep queue
-/// empties for a moment now and then (the submitter reaped every
-/// completion at once); a submission from `queue_rq` then would hold up
-/// the requests right behind it, which the worker on the other CPU takes
-/// in parallel.
+/// again. A deep queue empties for a moment now and then (the submitter
+/// reaped every completion at once); a submission from `queue_rq` then
+/// would hold up the requests right behind it, which the worker on the
+/// other CPU takes in parallel.
 const BUSY_HOLD: u32 = 16;
 
 /// A place among the `NOWAIT` submissions in flight, taken by

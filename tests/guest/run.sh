@@ -1072,7 +1072,8 @@ t_nowait_forced_eagain() {
 # batches of 32 submitted at once (one plug) go to the worker, all but a
 # few, and start the busy hold: the next 16 requests at depth 1 go to
 # the worker too, but not most of the ones after. nowait_inflight is back
-# at 0 afterwards, also with forced EAGAIN fallbacks; fio verifies and the device and the file agree.
+# at 0 afterwards, also with forced EAGAIN fallbacks; fio verifies and the
+# device and the file agree.
 t_nowait_depth() {
     load nowait_depth=2
     mkimg $SCRATCH/img 64
