@@ -18,9 +18,9 @@ use crate::params::Layout;
 use crate::sys::{
     self,
     blk::{
-        driver_behind, tag_set_flags, BdevRef, BlkStatus, DirectMode, Disk, DiskDriver, DiskParams,
-        DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, SysfsAttr, SysfsValue,
-        TagSet,
+        driver_behind, tag_set_flags, BdevRef, BlkStatus, CachedRead, DirectMode, Disk, DiskDriver,
+        DiskParams, DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, SysfsAttr,
+        SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -792,7 +792,13 @@ impl LoopDevice {
         let Some(io) = self.io.lock().clone() else {
             return Some(rq);
         };
-        if !io.direct || (write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0) {
+        if !io.direct {
+            if write || !io.file.async_buffered_reads() {
+                return Some(rq);
+            }
+            return self.read_cached(&io, rq);
+        }
+        if write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0 {
             return Some(rq);
         }
         let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {
@@ -807,6 +813,39 @@ impl LoopDevice {
                 None
             }
             Err(rq) => Some(rq),
+        }
+    }
+
+    /// Reads `rq` from the page cache from `queue_rq`, without waiting for
+    /// the backing file's I/O: a request that must wait for a page waits
+    /// for it asynchronously, and then goes to the worker, which finds its
+    /// data cached (`page_ready`). Returns the request if it was neither
+    /// read nor left waiting, for the worker.
+    ///
+    /// Only small reads, at any queue depth: copying a few pages costs less
+    /// than the hand-off to the worker, and a miss costs only the start of
+    /// its read. A large read is faster in the worker, even one at a time:
+    /// its copy there runs beside the completions of the backing file's
+    /// readahead on the submitter's CPU (in one TCG boot, sequential 1 MiB
+    /// reads fell from 519–546 to 402–419 IOPS when copied here).
+    fn read_cached(&self, io: &IoConfig, rq: Request) -> Option<Request> {
+        if rq.bytes() > SMALL_READ {
+            return Some(rq);
+        }
+        let pos = rq.pos() + io.offset;
+        let _scope = sys::InlineSubmitScope::enter();
+        match rq.read_cached::<Self>(&io.file, pos) {
+            CachedRead::Done(rq) => {
+                self.stats.cached_read();
+                let bytes = rq.bytes() as usize;
+                Self::finish_rw(rq, Ok(bytes));
+                None
+            }
+            CachedRead::Waiting => {
+                self.stats.page_wait();
+                None
+            }
+            CachedRead::NotDone(rq) => Some(rq),
         }
     }
 
@@ -828,6 +867,10 @@ impl LoopDevice {
         }
     }
 }
+
+/// The largest buffered read that [`LoopDevice::read_cached`] tries from
+/// `queue_rq`: four pages.
+const SMALL_READ: u32 = 16 * 1024;
 
 /// The backing file's operations, as `loop_check_backing_file()`.
 fn check_backing_file(file: &BackingFile) -> Result {
@@ -1074,6 +1117,10 @@ impl DiskDriver for LoopDevice {
             this.stats.nowait_hit();
         }
         Self::finish_rw(rq, result);
+    }
+
+    fn page_ready(this: ArcBorrow<'_, Self>, rq: Request) {
+        this.to_worker(rq);
     }
 
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {

@@ -9,6 +9,7 @@
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
+#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
 #include <linux/workqueue.h>
@@ -398,6 +399,7 @@ bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned in
 /* Direct I/O */
 bool rloop_file_can_odirect(struct file *file);
 bool rloop_file_o_direct(struct file *file);
+bool rloop_file_buf_rasync(struct file *file);
 int rloop_file_statx_dioalign(struct file *file, u32 *offset_align, u32 *mem_align);
 bool rloop_file_sb_bdev_align(struct file *file, u32 *lbs, u32 *dma_mask);
 unsigned short rloop_rq_ioprio(struct request *rq);
@@ -412,6 +414,12 @@ bool rloop_file_can_odirect(struct file *file)
 bool rloop_file_o_direct(struct file *file)
 {
 	return file->f_flags & O_DIRECT;
+}
+
+/* The file's read_iter takes IOCB_WAITQ: it can wait for a page for us. */
+bool rloop_file_buf_rasync(struct file *file)
+{
+	return file->f_op->fop_flags & FOP_BUFFER_RASYNC;
 }
 
 /* STATX_DIOALIGN of the file; -EOPNOTSUPP when the filesystem has none. */
@@ -593,4 +601,50 @@ void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
 {
 	INIT_WORK(work, fn);
 	queue_work(wq, work);
+}
+
+/*
+ * A buffered read that does not wait for the page cache, as io_uring's
+ * (io_rw_should_retry): with IOCB_WAITQ, filemap_read() copies what is
+ * cached and up to date, starts the read of what is not, and if it copied
+ * nothing yet and must wait for a page, queues @wpq on that page and
+ * returns -EIOCBQUEUED: @fn(@private) is then called once the page is
+ * unlocked, from whatever context unlocks it. Any other result means @wpq
+ * was not left queued.
+ */
+ssize_t rloop_read_waitq(struct file *file, loff_t pos, u16 ioprio, struct iov_iter *iter,
+			 struct wait_page_queue *wpq, wait_queue_func_t fn, void *private);
+bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key);
+
+ssize_t rloop_read_waitq(struct file *file, loff_t pos, u16 ioprio, struct iov_iter *iter,
+			 struct wait_page_queue *wpq, wait_queue_func_t fn, void *private)
+{
+	struct kiocb iocb = {
+		.ki_filp = file,
+		.ki_pos = pos,
+		.ki_ioprio = ioprio,
+		.ki_flags = IOCB_WAITQ,
+		.ki_waitq = wpq,
+	};
+
+	wpq->wait.func = fn;
+	wpq->wait.private = private;
+	wpq->wait.flags = 0;
+	INIT_LIST_HEAD(&wpq->wait.entry);
+	return file->f_op->read_iter(&iocb, iter);
+}
+
+/*
+ * In the wake function of rloop_read_waitq(), under the page's waitqueue
+ * lock: whether the wakeup is for the page and bit waited on, and if so,
+ * takes the entry off the queue (once only), as io_async_buf_func().
+ */
+bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key)
+{
+	struct wait_page_queue *wpq = container_of(wait, struct wait_page_queue, wait);
+
+	if (!wake_page_match(wpq, key))
+		return false;
+	list_del_init(&wait->entry);
+	return true;
 }

@@ -7,6 +7,11 @@
 //!   `IOCB_NOWAIT` that did the whole request;
 //! - `eagain_fallbacks`: such submissions that did not (`EAGAIN`, mostly)
 //!   and went to the worker;
+//! - `cached_reads`: buffered reads done whole from `queue_rq`, from the
+//!   backing file's page cache;
+//! - `page_waits`: buffered reads from `queue_rq` that started the read of
+//!   a page into the cache and waited for it asynchronously, then went to
+//!   the worker;
 //! - `worker_ios`: requests run by the worker, whatever the reason;
 //! - `worker_peak` (read-write, write 0 to reset): the most worker items
 //!   that ran at the same time, which shows the buffered path's
@@ -40,6 +45,8 @@ pub(crate) struct IoStats {
     nowait_hits: Atomic<u64>,
     eagain_fallbacks: Atomic<u64>,
     worker_ios: Atomic<u64>,
+    cached_reads: Atomic<u64>,
+    page_waits: Atomic<u64>,
     /// Worker items running now.
     worker_running: Atomic<u64>,
     worker_peak: Atomic<u64>,
@@ -68,6 +75,8 @@ impl IoStats {
                 nowait_hits: Atomic::new(0),
                 eagain_fallbacks: Atomic::new(0),
                 worker_ios: Atomic::new(0),
+                cached_reads: Atomic::new(0),
+                page_waits: Atomic::new(0),
                 worker_running: Atomic::new(0),
                 worker_peak: Atomic::new(0),
                 nowait_inflight: Atomic::new(0),
@@ -82,6 +91,8 @@ impl IoStats {
                 dir.read_only_file(c"nowait_hits", &s.nowait_hits);
                 dir.read_only_file(c"eagain_fallbacks", &s.eagain_fallbacks);
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
+                dir.read_only_file(c"cached_reads", &s.cached_reads);
+                dir.read_only_file(c"page_waits", &s.page_waits);
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
                 dir.read_write_file(c"nowait_depth", &s.nowait_depth);
@@ -151,6 +162,16 @@ impl IoStats {
     pub(crate) fn eagain_fallback(&self) {
         self.eagain_fallbacks.fetch_add(1, Relaxed);
         self.nowait_inflight.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts a buffered read done whole from `queue_rq`.
+    pub(crate) fn cached_read(&self) {
+        self.cached_reads.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a buffered read from `queue_rq` that waits for a page.
+    pub(crate) fn page_wait(&self) {
+        self.page_waits.fetch_add(1, Relaxed);
     }
 
     /// Counts a worker item, running until the returned guard goes.

@@ -50,7 +50,7 @@ module! {
         },
         nowait: u32 {
             default: 1,
-            description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first (0: always via the worker). Default: 1",
+            description: "Submit direct I/O from queue_rq with IOCB_NOWAIT first, and small buffered reads from the page cache (0: always via the worker). Default: 1",
         },
         nowait_depth: u32 {
             default: 1,

@@ -73,6 +73,16 @@ extern "C" {
     fn rloop_kiocb_start_write_nowait(iocb: *mut bindings::kiocb) -> bool;
     fn rloop_iocb_nowait() -> c_int;
     fn rloop_alloc_io_workqueue() -> *mut bindings::workqueue_struct;
+    fn rloop_read_waitq(
+        file: *mut bindings::file,
+        pos: bindings::loff_t,
+        ioprio: u16,
+        iter: *mut bindings::iov_iter,
+        wpq: *mut bindings::wait_page_queue,
+        func: bindings::wait_queue_func_t,
+        private: *mut c_void,
+    ) -> isize;
+    fn rloop_page_wake_take(wait: *mut bindings::wait_queue_entry, key: *mut c_void) -> bool;
     fn rloop_queue_rq_work(
         wq: *mut bindings::workqueue_struct,
         work: *mut bindings::work_struct,
@@ -233,6 +243,59 @@ impl Request {
             Err(Error::from_errno(ret as c_int))
         } else {
             Ok(ret as usize)
+        }
+    }
+
+    /// Reads the request's data from `file` at `pos` through the page cache
+    /// without waiting for it, as io_uring's buffered reads do
+    /// (`IOCB_WAITQ`): what is cached is copied; what is not is read into
+    /// the cache, and if the request must wait for a page before any of it
+    /// is copied, it waits on that page asynchronously and comes back in
+    /// [`DiskDriver::page_ready`] once the page is unlocked, for the caller
+    /// to read it again (from the cache now). The file must have
+    /// [`BackingFile::async_buffered_reads`].
+    ///
+    /// It may still sleep (the readahead allocates, the filesystem may
+    /// read its block map, and the mapping's invalidate lock is taken),
+    /// but not for the data. Call it inside a
+    /// [`super::InlineSubmitScope`] or a [`super::WorkerScope`].
+    pub fn read_cached<T: DiskDriver>(self, file: &BackingFile, pos: u64) -> CachedRead {
+        // SAFETY: By the type invariant the request is live; the iterator
+        // is used below, while the request and `_bvecs` are.
+        let (mut iter, _bvecs) = match unsafe { rq_iter(self.raw(), false) } {
+            Ok(iter) => iter,
+            Err(_) => return CachedRead::NotDone(self),
+        };
+        let bytes = self.bytes();
+        let rq = ManuallyDrop::new(self);
+        let raw = rq.raw();
+        // SAFETY: The file is open (the caller's) and reads with
+        // `read_iter`, which takes `IOCB_WAITQ`; the iterator covers the
+        // request's pages. The page wait is in the request's command, free
+        // (nothing else waits or runs for the request), and lives as long
+        // as the request, which the wait owns once it is queued: from then
+        // on the request is not touched here, since `page_wake::<T>`, for
+        // the disk of `T` the request belongs to, may end it at once.
+        let ret = unsafe {
+            let cmd = Cmd::of(raw);
+            rloop_read_waitq(
+                file.raw(),
+                pos as bindings::loff_t,
+                rloop_rq_ioprio(raw),
+                &mut iter.0,
+                &raw mut (*cmd).page_wait,
+                Some(page_wake::<T>),
+                raw.cast(),
+            )
+        };
+        if ret == -(bindings::EIOCBQUEUED as isize) {
+            return CachedRead::Waiting;
+        }
+        let rq = ManuallyDrop::into_inner(rq);
+        if ret == bytes as isize {
+            CachedRead::Done(rq)
+        } else {
+            CachedRead::NotDone(rq)
         }
     }
 
@@ -402,6 +465,18 @@ impl Drop for Request {
     }
 }
 
+/// What became of [`Request::read_cached`].
+pub enum CachedRead {
+    /// The whole request was read.
+    Done(Request),
+    /// The request waits for a page; it comes back in
+    /// [`DiskDriver::page_ready`].
+    Waiting,
+    /// Not the whole request: a short count, an error, or a wait that
+    /// could not be queued. Nothing waits for it.
+    NotDone(Request),
+}
+
 /// A raw `iov_iter`, zeroed before use.
 #[repr(transparent)]
 pub(crate) struct RawIter(pub(crate) bindings::iov_iter);
@@ -485,6 +560,45 @@ struct Cmd {
     io: MaybeUninit<InFlight>,
     /// The work item of [`Request::queue_work`].
     work: bindings::work_struct,
+    /// The page wait of [`Request::read_cached`], queued on a page while
+    /// the request waits for it.
+    page_wait: bindings::wait_page_queue,
+}
+
+/// The wake function of the page wait of [`Request::read_cached`].
+///
+/// # Safety
+///
+/// Called by the page's waitqueue, under its lock, for the `page_wait` of
+/// the command of a request of a disk made by [`Disk::new`] for `T`, queued
+/// by `read_cached`, with `key` a `struct wait_page_key`.
+unsafe extern "C" fn page_wake<T: DiskDriver>(
+    wait: *mut bindings::wait_queue_entry,
+    _mode: c_uint,
+    _flags: c_int,
+    key: *mut c_void,
+) -> c_int {
+    // SAFETY: `wait` is queued and `key` is the waker's, as above. The
+    // entry is taken off the queue for the wakeup of its page only, under
+    // the queue's lock, so this goes on at most once per queueing.
+    if !unsafe { rloop_page_wake_take(wait, key) } {
+        return 0;
+    }
+    // SAFETY: `private` is the request, which the wait owned; its queue
+    // data is alive while it is in flight.
+    let (rq, this) = unsafe {
+        let rq: *mut bindings::request = (*wait).private.cast();
+        (rq, Callbacks::<T>::borrow((*(*rq).q).queuedata))
+    };
+    // INVARIANT: The wait gives the request up, once.
+    T::page_ready(
+        this,
+        Request {
+            // SAFETY: `private` was set from a request, not null.
+            ptr: unsafe { NonNull::new_unchecked(rq) },
+        },
+    );
+    1
 }
 
 /// The work function of a request handed to [`Request::queue_work`].
@@ -1118,6 +1232,13 @@ pub trait DiskDriver: Send + Sync + Sized + 'static {
     /// May run in any context, hard interrupts included: it must not sleep
     /// and must take only interrupt-safe locks.
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request);
+
+    /// A request given to [`Request::read_cached`] that waited for a page
+    /// is ready to read again: the page is unlocked. Runs in the context
+    /// that unlocked it (often the backing device's completion interrupt),
+    /// under the page's waitqueue lock: it must not sleep and must take
+    /// only interrupt-safe locks.
+    fn page_ready(this: ArcBorrow<'_, Self>, rq: Request);
 
     /// A request given to [`Request::queue_work`], in a worker: it may
     /// sleep. `this` is borrowed from the request's queue and is alive

@@ -25,6 +25,7 @@ extern "C" {
     fn rloop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
     fn rloop_file_can_odirect(file: *mut bindings::file) -> bool;
     fn rloop_file_o_direct(file: *mut bindings::file) -> bool;
+    fn rloop_file_buf_rasync(file: *mut bindings::file) -> bool;
     fn rloop_file_statx_dioalign(
         file: *mut bindings::file,
         offset_align: *mut u32,
@@ -241,6 +242,13 @@ impl BackingFile {
     pub fn can_direct_io(&self) -> bool {
         // SAFETY: The file is valid.
         unsafe { rloop_file_can_odirect(self.raw()) }
+    }
+
+    /// Whether the file's buffered reads can wait for the page cache
+    /// asynchronously (`FOP_BUFFER_RASYNC`), for [`super::blk::Request::read_cached`].
+    pub fn async_buffered_reads(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_buf_rasync(self.raw()) }
     }
 
     /// Whether the file was opened with `O_DIRECT`.

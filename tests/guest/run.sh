@@ -939,13 +939,74 @@ nowait_stat() {
 }
 # done_ios DEV: reads plus writes DEV has completed.
 done_ios() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
-# fio_rw DEV SIZE: random 4k reads and writes, libaio, O_DIRECT, depth 16,
+# fio_rw DEV SIZE [FIO OPTION...]: random 4k reads and writes, libaio, O_DIRECT, depth 16,
 # verified.
 fio_rw() {
     timeout 600 fio --name=rw --filename=$1 --size=$2 --rw=randrw --bs=4k --ioengine=libaio \
         --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_state_save=0 \
-        --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+        --invalidate=0 --randrepeat=1 --minimal "${@:3}" >/tmp/fio.out 2>&1 ||
         die "fio failed: $(tail -5 /tmp/fio.out)"
+}
+
+# cached_io_counts PHASE: after a phase of reads of the buffered loop0,
+# checks and prints its counters against C0 P0 W0 N0 (taken before): each
+# read is done from the page cache in queue_rq or runs in the worker (after
+# a page wait, or because it was not tried), once. Sets CACHED and WAITS.
+cached_io_counts() {
+    local worker n
+    CACHED=$(($(nowait_stat loop0 cached_reads) - C0)); WAITS=$(($(nowait_stat loop0 page_waits) - P0))
+    worker=$(($(nowait_stat loop0 worker_ios) - W0)); n=$(($(done_ios loop0) - N0))
+    echo "note: $1: $n I/Os, $CACHED read from the page cache, $WAITS page waits, $worker in the worker"
+    [ $((CACHED + worker)) = "$n" ] || die "$1: $CACHED cached + $worker worker I/Os != $n I/Os"
+    [ "$WAITS" -le "$worker" ] || die "$1: $WAITS page waits but $worker worker I/Os"
+}
+cached_io_marks() {
+    udevadm settle
+    C0=$(nowait_stat loop0 cached_reads); P0=$(nowait_stat loop0 page_waits)
+    W0=$(nowait_stat loop0 worker_ios); N0=$(done_ios loop0)
+}
+
+# Buffered reads are read from the backing file's page cache in queue_rq
+# (IOCB_WAITQ): what it holds is copied at once; a read that must wait for
+# a page starts its read and waits asynchronously, then goes to the worker.
+# The data is the file's in every case, and the loop/nowait switch turns
+# it off.
+t_cached_reads() {
+    load
+    mkimg $SCRATCH/img 64
+    local dev; dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    # The whole file in the page cache: every 4 KiB read is a hit.
+    cat $SCRATCH/img >/dev/null
+    cached_io_marks
+    dd if=$dev iflag=direct bs=4k status=none | cmp - $SCRATCH/img ||
+        die "device and file differ, file cached"
+    cached_io_counts "file cached"
+    [ $((CACHED * 10)) -ge $((16384 * 9)) ] || die "only $CACHED of 16384 reads from the page cache"
+    # Random reads and writes, verified; then the file out of the page
+    # cache, and the same reads verified again: they miss, start the read
+    # of their page and wait for it.
+    fio_rw $dev 32M
+    # The device's writes left dirty pages in the file's cache, which
+    # drop_caches keeps: write them back first.
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    cached_io_marks
+    fio_rw $dev 32M --verify_only
+    cached_io_counts "random reads, file not cached"
+    [ "$WAITS" -ge 100 ] || die "only $WAITS page waits reading an uncached file"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    # Off: every read goes to the worker.
+    echo 0 >/sys/block/loop0/loop/nowait
+    echo 3 >/proc/sys/vm/drop_caches
+    cached_io_marks
+    dd if=$dev iflag=direct bs=4k count=1024 status=none | cmp - <(head -c 4M $SCRATCH/img) ||
+        die "device and file differ, nowait off"
+    cached_io_counts "nowait off"
+    [ "$CACHED" = 0 ] && [ "$WAITS" = 0 ] || die "cached reads with nowait off"
+    losetup -d $dev
+    unload
 }
 
 # Direct reads and writes go from queue_rq to the backing file with
@@ -1491,7 +1552,7 @@ done
 # rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
     for t in nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race \
-             nowait_extent_lookup hw_queues; do
+             nowait_extent_lookup cached_reads hw_queues; do
         run_test "$t" rloop
     done
     # The direct I/O data path once more with NOWAIT submission off, so
