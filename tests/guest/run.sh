@@ -1300,16 +1300,21 @@ t_nowait_extent_lookup() {
 
 # buffered_overlap NAME: buffered random reads at depth 16 that miss the
 # page cache run at least 4 at a time in the worker path (debugfs
-# worker_peak), not one after another as in one worker thread.
+# worker_peak), not one after another as in one worker thread. The
+# device's nowait switch is off meanwhile: with it on, reads this small
+# wait for their pages from queue_rq (t_cached_reads), and only their
+# copy from the cache is left for the worker.
 buffered_overlap() {
     local name=$1 peak
     sync
     echo 3 >/proc/sys/vm/drop_caches
     nowait_stat $name worker_peak >/dev/null # mounts debugfs
     echo 0 >/sys/kernel/debug/loop/$name/worker_peak
+    echo 0 >/sys/block/$name/loop/nowait
     timeout 300 fio --name=rr --filename=/dev/$name --size=128M --rw=randread --bs=4k \
         --ioengine=libaio --iodepth=16 --direct=1 --runtime=5 --time_based --minimal \
         >/tmp/fio.out 2>&1 || die "fio randread on $name failed: $(tail -5 /tmp/fio.out)"
+    echo 1 >/sys/block/$name/loop/nowait
     peak=$(nowait_stat $name worker_peak)
     echo "note: buffered randread at depth 16 on $name: up to $peak worker items at once"
     [ "$peak" -ge 4 ] || die "buffered reads on $name ran $peak at a time at most"
