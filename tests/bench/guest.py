@@ -119,7 +119,7 @@ def drop_caches():
         f.write("3\n")
 
 
-COUNTERS = ("nowait_hits", "eagain_fallbacks", "worker_ios")
+COUNTERS = ("nowait_hits", "eagain_fallbacks", "cached_reads", "page_waits", "worker_ios")
 
 
 def io_counters(dev):

@@ -200,17 +200,19 @@ def counters_table(path):
     if not os.path.exists(path):
         return []
     rows = load(path)
-    keys = ("nowait_hits", "eagain_fallbacks", "worker_ios")
+    keys = ("nowait_hits", "eagain_fallbacks", "cached_reads", "page_waits", "worker_ios")
     sums = {}
     for r in rows:
         acc = sums.setdefault((r["workload"], r["mode"]), dict.fromkeys(keys, 0))
         for k in keys:
-            acc[k] += r[k]
+            # Runs from before the buffered page-cache reads have none.
+            acc[k] += r.get(k, 0)
     out = ["", "### rloop's I/O path counters (debugfs, summed over the repetitions)\n",
-           "| workload | mode | NOWAIT hits | EAGAIN fallbacks | worker I/Os |", "|---|---|---|---|---|"]
+           "| workload | mode | NOWAIT hits | EAGAIN fallbacks | page-cache reads | page waits "
+           "| worker I/Os |", "|---|---|---|---|---|---|---|"]
     for (w, m), acc in sorted(sums.items()):
         out.append(f"| {w} | {m} | {acc['nowait_hits']} | {acc['eagain_fallbacks']} "
-                   f"| {acc['worker_ios']} |")
+                   f"| {acc['cached_reads']} | {acc['page_waits']} | {acc['worker_ios']} |")
     return out
 
 
