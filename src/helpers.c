@@ -122,12 +122,9 @@ unsigned int rloop_rq_queue_busy(struct request *rq)
 		const struct sbitmap_word *w = &sb->map[i];
 		unsigned long set = READ_ONCE(w->word);
 		unsigned long cleared = READ_ONCE(w->cleared);
-		unsigned int depth = __map_depth(sb, i);
 
 		set &= READ_ONCE(w->word) & ~cleared;
-		if (depth < BITS_PER_LONG)
-			set &= (1UL << depth) - 1;
-		busy += hweight_long(set);
+		busy += bitmap_weight(&set, __map_depth(sb, i));
 	}
 	return busy;
 }
