@@ -10,6 +10,7 @@ use kernel::{
     str::CString,
     sync::{Arc, ArcBorrow, Mutex, SpinLock},
     uaccess::{UserPtr, UserSlice},
+    workqueue::{self, new_work, Work},
 };
 
 use crate::direct_io::DioAlign;
@@ -19,8 +20,8 @@ use crate::sys::{
     self,
     blk::{
         driver_behind, tag_set_flags, BdevRef, BlkStatus, CachedRead, DirectMode, Disk, DiskDriver,
-        DiskParams, DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, SysfsAttr,
-        SysfsValue, TagSet,
+        DiskParams, DiskRef, DiskSysfs, IoWorkqueue, Limits, OpenMode, ReqOp, Request, RequestList,
+        SysfsAttr, SysfsValue, TagSet,
     },
     file::{falloc, BackingFile, FileKind},
     ModuleRef,
@@ -135,8 +136,15 @@ pub(crate) struct LoopDevice {
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
     /// The module's workqueue, where each request that needs a worker is
-    /// its own work item.
+    /// its own work item, except those of `submit_list`.
     wq: Arc<IoWorkqueue>,
+    /// Direct reads and writes and buffered writes for the worker, which
+    /// `submit_work` takes in batches (see [`LoopDevice::to_worker`]).
+    submit_list: RequestList,
+    /// Queued on `wq` by whoever finds `submit_list` empty, and holding a
+    /// reference to the device until it has run.
+    #[pin]
+    submit_work: Work<LoopDevice>,
     /// Writes handed to a worker that it has not started yet: while there
     /// are any, writes to a regular file are not tried with `NOWAIT`.
     /// Counted down when the worker starts one, before it can end: counted
@@ -176,6 +184,8 @@ impl LoopDevice {
                 inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
                 io <- new_spinlock!(None),
                 wq,
+                submit_list: RequestList::new(),
+                submit_work <- new_work!("LoopDevice::submit_work"),
                 worker_writes: AtomicU32::new(0),
                 nowait: AtomicBool::new(config.on),
                 stats <- IoStats::new(debugfs, &name, config.depth),
@@ -849,12 +859,44 @@ impl LoopDevice {
         }
     }
 
-    /// Hands `rq` to a worker (`run_queued`). Any context.
-    fn to_worker(&self, rq: Request) {
+    /// Hands `rq` to a worker. Any context.
+    ///
+    /// With `batch` it goes on `submit_list`, which one work item at a
+    /// time takes in batches, in order, as the C driver's worker takes its
+    /// list. `queue_rq` batches direct reads and writes, whose submission
+    /// seldom blocks for long, and buffered writes to a regular file, which
+    /// all take the file's `i_rwsem` exclusively and so gain nothing from
+    /// running at once but contention. A work item each would also wake a
+    /// worker thread each: on an unbound workqueue, every work item queued
+    /// wakes an idle worker. The rest (buffered reads, flushes, discards)
+    /// and `NOWAIT` fallbacks, which may well block, are each a work item
+    /// of their own (`run_queued`), and run concurrently.
+    fn to_worker(this: ArcBorrow<'_, Self>, rq: Request, batch: bool) {
         if rq.op() == ReqOp::Write {
-            self.worker_writes.fetch_add(1, Ordering::Relaxed);
+            this.worker_writes.fetch_add(1, Ordering::Relaxed);
         }
-        rq.queue_work::<Self>(&self.wq);
+        if !batch {
+            return rq.queue_work::<Self>(&this.wq);
+        }
+        if this.submit_list.push(rq) {
+            // Already queued (its run has yet to take the list) is fine.
+            let _ = this.wq.queue().enqueue(Arc::from(this));
+        }
+    }
+
+    /// Runs a request handed to a worker, in a [`sys::WorkerScope`].
+    fn run_worker(&self, rq: Request) {
+        let _running = self.stats.worker_io();
+        if rq.op() == ReqOp::Write {
+            self.worker_writes.fetch_sub(1, Ordering::Relaxed);
+        }
+        // A statement of its own: the guard of a match scrutinee would be
+        // held across the whole match, the sleeping I/O included.
+        let io = self.io.lock().clone();
+        match io {
+            Some(io) => Self::handle(&io, rq),
+            None => rq.end(BlkStatus::io_error()),
+        }
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -1120,16 +1162,17 @@ impl DiskDriver for LoopDevice {
     }
 
     fn page_ready(this: ArcBorrow<'_, Self>, rq: Request) {
-        this.to_worker(rq);
+        Self::to_worker(this, rq, false);
     }
 
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {
         this.stats.eagain_fallback();
-        this.to_worker(rq);
+        Self::to_worker(this, rq, false);
     }
 
-    /// The worker path: every request runs in its own work item, so the
-    /// buffered ones run concurrently, each blocking only itself, with no
+    /// The worker path of the requests not batched (see
+    /// [`LoopDevice::to_worker`]): each runs in its own work item, so
+    /// buffered reads run concurrently, each blocking only itself, with no
     /// ordering between them (the block layer asks for none: a flush
     /// covers the writes completed before it, which it follows).
     fn run_queued(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1138,17 +1181,7 @@ impl DiskDriver for LoopDevice {
         // its own reference for what it does after.
         let this: Arc<Self> = this.into();
         let _worker = sys::WorkerScope::enter();
-        let _running = this.stats.worker_io();
-        if rq.op() == ReqOp::Write {
-            this.worker_writes.fetch_sub(1, Ordering::Relaxed);
-        }
-        // A statement of its own: the guard of a match scrutinee would be
-        // held across the whole match, the sleeping I/O included.
-        let io = this.io.lock().clone();
-        match io {
-            Some(io) => Self::handle(&io, rq),
-            None => rq.end(BlkStatus::io_error()),
-        }
+        this.run_worker(rq);
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1156,8 +1189,42 @@ impl DiskDriver for LoopDevice {
             // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
+        let (direct, regular) = match this.io.lock().as_ref() {
+            Some(io) => (io.direct, io.regular),
+            None => (false, false),
+        };
         if let Some(rq) = this.try_nowait(rq) {
-            this.to_worker(rq);
+            let batch = match rq.op() {
+                ReqOp::Read => direct,
+                ReqOp::Write => direct || regular,
+                _ => false,
+            };
+            Self::to_worker(this, rq, batch);
+        }
+    }
+}
+
+kernel::impl_has_work! {
+    impl HasWork<Self> for LoopDevice { self.submit_work }
+}
+
+impl workqueue::WorkItem for LoopDevice {
+    type Pointer = Arc<Self>;
+
+    /// The batching worker of `submit_list`: takes the list until it finds
+    /// it empty. Whoever adds to an empty list queues this again, so no
+    /// request is left behind, and one run at a time takes the list.
+    fn run(this: Arc<Self>) {
+        let _worker = sys::WorkerScope::enter();
+        this.stats.worker_batch();
+        loop {
+            let mut batch = this.submit_list.take_all().peekable();
+            if batch.peek().is_none() {
+                return;
+            }
+            for rq in batch {
+                this.run_worker(rq);
+            }
         }
     }
 }

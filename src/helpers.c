@@ -9,6 +9,7 @@
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
+#include <linux/llist.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
@@ -587,6 +588,8 @@ void rloop_inline_submit_exit(unsigned int flags, struct rloop_inline_saved *sav
 struct workqueue_struct *rloop_alloc_io_workqueue(void);
 void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
 			 work_func_t fn);
+bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
+struct llist_node *rloop_llist_del_all(struct llist_head *head);
 
 struct workqueue_struct *rloop_alloc_io_workqueue(void)
 {
@@ -644,4 +647,15 @@ bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key)
 		return false;
 	list_del_init(&wait->entry);
 	return true;
+}
+
+/* The request list of a batching worker (llist.h's inline functions). */
+bool rloop_llist_add(struct llist_node *node, struct llist_head *head)
+{
+	return llist_add(node, head);
+}
+
+struct llist_node *rloop_llist_del_all(struct llist_head *head)
+{
+	return llist_del_all(head);
 }

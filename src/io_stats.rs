@@ -13,6 +13,9 @@
 //!   a page into the cache and waited for it asynchronously, then went to
 //!   the worker;
 //! - `worker_ios`: requests run by the worker, whatever the reason;
+//! - `worker_batches`: runs of the batching worker, which takes the
+//!   direct reads and writes and the buffered writes handed to the worker
+//!   (the rest run one by one);
 //! - `worker_peak` (read-write, write 0 to reset): the most worker items
 //!   that ran at the same time, which shows the buffered path's
 //!   concurrency;
@@ -48,6 +51,7 @@ pub(crate) struct IoStats {
     worker_ios: Atomic<u64>,
     cached_reads: Atomic<u64>,
     page_waits: Atomic<u64>,
+    worker_batches: Atomic<u64>,
     /// Worker items running now.
     worker_running: Atomic<u64>,
     worker_peak: Atomic<u64>,
@@ -78,6 +82,7 @@ impl IoStats {
                 worker_ios: Atomic::new(0),
                 cached_reads: Atomic::new(0),
                 page_waits: Atomic::new(0),
+                worker_batches: Atomic::new(0),
                 worker_running: Atomic::new(0),
                 worker_peak: Atomic::new(0),
                 nowait_inflight: Atomic::new(0),
@@ -94,6 +99,7 @@ impl IoStats {
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
                 dir.read_only_file(c"cached_reads", &s.cached_reads);
                 dir.read_only_file(c"page_waits", &s.page_waits);
+                dir.read_only_file(c"worker_batches", &s.worker_batches);
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
                 dir.read_write_file(c"nowait_depth", &s.nowait_depth);
@@ -175,6 +181,11 @@ impl IoStats {
     /// Counts a buffered read from `queue_rq` that waits for a page.
     pub(crate) fn page_wait(&self) {
         self.page_waits.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a run of the batching worker.
+    pub(crate) fn worker_batch(&self) {
+        self.worker_batches.fetch_add(1, Relaxed);
     }
 
     /// Counts a worker item, running until the returned guard goes.

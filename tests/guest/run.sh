@@ -986,7 +986,11 @@ t_cached_reads() {
     # Random reads and writes, verified; then the file out of the page
     # cache, and the same reads verified again: they miss, start the read
     # of their page and wait for it.
+    local b0 batches; b0=$(nowait_stat loop0 worker_batches)
     fio_rw $dev 32M
+    # Buffered writes to a regular file go to the batching worker.
+    batches=$(($(nowait_stat loop0 worker_batches) - b0))
+    [ "$batches" -ge 1 ] || die "buffered writes: no run of the batching worker"
     # The device's writes left dirty pages in the file's cache, which
     # drop_caches keeps: write them back first.
     sync
@@ -1044,12 +1048,17 @@ t_nowait_paths() {
     ! echo yes >/sys/block/loop0/loop/nowait 2>/dev/null || die "nowait took yes"
     sysfs_eq /sys/block/loop0/loop/nowait 0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios); n0=$(done_ios loop0)
+    local b0 batches; b0=$(nowait_stat loop0 worker_batches)
     fio_rw $dev 32M
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
-    n=$(($(done_ios loop0) - n0))
-    echo "note: nowait off: $n I/Os, $hits NOWAIT hits, $worker in the worker"
+    n=$(($(done_ios loop0) - n0)); batches=$(($(nowait_stat loop0 worker_batches) - b0))
+    echo "note: nowait off: $n I/Os, $hits NOWAIT hits, $worker in the worker, in $batches batches"
     [ "$hits" = 0 ] || die "$hits NOWAIT hits with nowait off"
     [ "$worker" = "$n" ] || die "$worker worker I/Os for $n I/Os with nowait off"
+    # Direct reads and writes go to the batching worker, each run of which
+    # was queued by a request that found its list empty.
+    [ "$batches" -ge 1 ] && [ "$batches" -le "$worker" ] ||
+        die "$batches batches for $worker worker I/Os"
     echo on >/sys/block/loop0/loop/nowait
     sysfs_eq /sys/block/loop0/loop/nowait 1
     echo 3 >/proc/sys/vm/drop_caches
