@@ -781,16 +781,18 @@ impl LoopDevice {
         rq.end(status);
     }
 
-    /// Tries a direct read or write from `queue_rq` with `IOCB_NOWAIT`, so
-    /// that it costs no switch to the worker. Returns the request if it
+    /// Tries a direct read or write from `queue_rq` with `IOCB_NOWAIT`, or
+    /// a buffered read from the page cache ([`LoopDevice::read_cached`]),
+    /// so that it costs no switch to the worker. Returns the request if it
     /// was not submitted, for the worker.
     ///
-    /// Only when it is worth it: reads, and writes to a block device or to
-    /// a regular file with no write waiting for the worker (writes that
-    /// allocate blocks get `EAGAIN`, and so would the ones after them);
-    /// and only on a queue that is nearly idle (`nowait_depth`).
-    /// Never from inside a filesystem transaction or memory reclaim.
-    fn try_nowait(&self, rq: Request) -> Option<Request> {
+    /// Only when it is worth it: direct reads, and direct writes to a block
+    /// device or to a regular file with no write waiting for the worker
+    /// (writes that allocate blocks get `EAGAIN`, and so would the ones
+    /// after them), only on a queue that is nearly idle (`nowait_depth`);
+    /// small buffered reads. Never from inside a filesystem transaction or
+    /// memory reclaim.
+    fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
         let write = match rq.op() {
             ReqOp::Read => false,
             ReqOp::Write => true,
@@ -799,14 +801,11 @@ impl LoopDevice {
         if !self.nowait.load(Ordering::Relaxed) || !sys::may_submit_inline() {
             return Some(rq);
         }
-        let Some(io) = self.io.lock().clone() else {
-            return Some(rq);
-        };
         if !io.direct {
             if write || !io.file.async_buffered_reads() {
                 return Some(rq);
             }
-            return self.read_cached(&io, rq);
+            return self.read_cached(io, rq);
         }
         if write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0 {
             return Some(rq);
@@ -1189,14 +1188,17 @@ impl DiskDriver for LoopDevice {
             // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
-        let (direct, regular) = match this.io.lock().as_ref() {
-            Some(io) => (io.direct, io.regular),
-            None => (false, false),
+        // A statement of its own, so that the lock is not held below.
+        let io = this.io.lock().clone();
+        // Bound, the device has its I/O configuration; the worker would
+        // fail the request too if not.
+        let Some(io) = io else {
+            return rq.end(BlkStatus::io_error());
         };
-        if let Some(rq) = this.try_nowait(rq) {
+        if let Some(rq) = this.try_nowait(&io, rq) {
             let batch = match rq.op() {
-                ReqOp::Read => direct,
-                ReqOp::Write => direct || regular,
+                ReqOp::Read => io.direct,
+                ReqOp::Write => io.direct || io.regular,
                 _ => false,
             };
             Self::to_worker(this, rq, batch);
