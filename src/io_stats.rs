@@ -29,8 +29,7 @@
 //!   that find it idle go to the worker too (the busy hold), so that a
 //!   deep queue that empties for a moment stays with the worker;
 //! - `busy_holds`: how many times a request found the queue over
-//!   `nowait_depth` + 1 and so (re)started the busy hold, if it was not
-//!   at its full 16 already; each lets at most 16 requests go by;
+//!   `nowait_depth` + 1 and so started the busy hold;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -135,9 +134,7 @@ impl IoStats {
                 // One more is not a deep queue: at depth 1, the submitter
                 // may send its next request while the last one's tag is
                 // still being freed, after its completion woke it.
-                // A hold already full is left alone: no write of the shared
-                // line for every request of a deep queue.
-                if queue_busy > depth + 1 && self.busy_hold.load(Relaxed) != BUSY_HOLD {
+                if queue_busy > depth + 1 {
                     self.busy_hold.store(BUSY_HOLD, Relaxed);
                     self.busy_holds.fetch_add(1, Relaxed);
                 }
