@@ -1275,9 +1275,13 @@ t_nowait_toggle_detach_race() {
 # backing file has 4096 extents (every other block written), none of them
 # cached, so ext4 reads an extent block inside the NOWAIT read, and waits
 # for it: forever, before the submission set the bio list aside (found as
-# a hang of the benchmark's ext4 on a DIO loop device).
+# a hang of the benchmark's ext4 on a DIO loop device). No cap on NOWAIT
+# submissions (nowait_depth=0, as t_nowait_paths), so that every read
+# tries it: udev's probe after the attach can find the queue deep and
+# start the busy hold, which would send the next 16 reads, all of these,
+# to the worker.
 t_nowait_extent_lookup() {
-    load
+    load nowait_depth=0
     rm -f $SCRATCH/frag
     fio --name=frag --filename=$SCRATCH/frag --size=32M --rw=write:4k --bs=4k --fallocate=none \
         --ioengine=psync --minimal >/dev/null || die "fio could not write the fragmented file"
