@@ -141,10 +141,18 @@ pub(crate) struct LoopDevice {
     /// Direct reads and writes and buffered writes for the worker, which
     /// `submit_work` takes in batches (see [`LoopDevice::to_worker`]).
     submit_list: RequestList,
-    /// Queued on `wq` by whoever finds `submit_list` empty, and holding a
-    /// reference to the device until it has run.
+    /// Queued on `wq` by whoever finds `submit_list` empty while
+    /// `submit_armed` is clear, and holding a reference to the device
+    /// until it has run.
     #[pin]
     submit_work: Work<LoopDevice>,
+    /// Set while `submit_work` is queued or running and will look at
+    /// `submit_list` again before it returns: requests added meanwhile
+    /// need no queueing. Queueing a running work item again would wake an
+    /// idle worker thread of the unbound workqueue only for it to hand the
+    /// item back to the thread running it: two context switches for
+    /// nothing.
+    submit_armed: AtomicBool,
     /// Writes handed to a worker that it has not started yet: while there
     /// are any, writes to a regular file are not tried with `NOWAIT`.
     /// Counted down when the worker starts one, before it can end: counted
@@ -186,6 +194,7 @@ impl LoopDevice {
                 wq,
                 submit_list: RequestList::new(),
                 submit_work <- new_work!("LoopDevice::submit_work"),
+                submit_armed: AtomicBool::new(false),
                 worker_writes: AtomicU32::new(0),
                 nowait: AtomicBool::new(config.on),
                 stats <- IoStats::new(debugfs, &name, config.depth),
@@ -877,25 +886,34 @@ impl LoopDevice {
         if !batch {
             return rq.queue_work::<Self>(&this.wq);
         }
-        if this.submit_list.push(rq) {
-            // Already queued (its run has yet to take the list) is fine.
+        // Both are full barriers (`llist_add` and the swap), and so are the
+        // worker's swap and `take_all` when it disarms: either this sees
+        // the worker still armed, and the worker then finds `rq`, or the
+        // worker is disarmed and this queues it again.
+        if this.submit_list.push(rq) && !this.submit_armed.swap(true, Ordering::SeqCst) {
+            // Already pending is fine: a run queued by an adder while the
+            // last run disarmed, which takes the list.
             let _ = this.wq.queue().enqueue(Arc::from(this));
         }
     }
 
-    /// Runs a request handed to a worker, in a [`sys::WorkerScope`].
-    fn run_worker(&self, rq: Request) {
+    /// Runs a request handed to a worker, in a [`sys::WorkerScope`], with
+    /// the device's I/O configuration `io` (see [`LoopDevice::current_io`]).
+    fn run_worker(&self, io: Option<&IoConfig>, rq: Request) {
         let _running = self.stats.worker_io();
         if rq.op() == ReqOp::Write {
             self.worker_writes.fetch_sub(1, Ordering::Relaxed);
         }
-        // A statement of its own: the guard of a match scrutinee would be
-        // held across the whole match, the sleeping I/O included.
-        let io = self.io.lock().clone();
         match io {
-            Some(io) => Self::handle(&io, rq),
+            Some(io) => Self::handle(io, rq),
             None => rq.end(BlkStatus::io_error()),
         }
+    }
+
+    /// The I/O configuration, for requests in flight: it cannot change
+    /// under them (see the type invariant), so one read serves a batch.
+    fn current_io(&self) -> Option<Arc<IoConfig>> {
+        self.io.lock().clone()
     }
 
     fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
@@ -1180,7 +1198,8 @@ impl DiskDriver for LoopDevice {
         // its own reference for what it does after.
         let this: Arc<Self> = this.into();
         let _worker = sys::WorkerScope::enter();
-        this.run_worker(rq);
+        let io = this.current_io();
+        this.run_worker(io.as_deref(), rq);
     }
 
     fn queue_rq(this: ArcBorrow<'_, Self>, rq: Request) {
@@ -1188,8 +1207,7 @@ impl DiskDriver for LoopDevice {
             // Not bound: fail at once, as `loop_queue_rq()` does.
             return rq.end(BlkStatus::io_error());
         }
-        // A statement of its own, so that the lock is not held below.
-        let io = this.io.lock().clone();
+        let io = this.current_io();
         // Bound, the device has its I/O configuration; the worker would
         // fail the request too if not.
         let Some(io) = io else {
@@ -1214,19 +1232,33 @@ impl workqueue::WorkItem for LoopDevice {
     type Pointer = Arc<Self>;
 
     /// The batching worker of `submit_list`: takes the list until it finds
-    /// it empty. Whoever adds to an empty list queues this again, so no
+    /// it empty, then disarms (`submit_armed`) and looks once more. Whoever
+    /// adds to an empty list while it is disarmed queues this again, so no
     /// request is left behind, and one run at a time takes the list.
+    ///
+    /// Each batch is submitted under one block plug, so that its direct
+    /// I/O reaches the backing device together rather than a bio at a time.
     fn run(this: Arc<Self>) {
         let _worker = sys::WorkerScope::enter();
         this.stats.worker_batch();
         loop {
             let mut batch = this.submit_list.take_all().peekable();
             if batch.peek().is_none() {
-                return;
+                this.submit_armed.swap(false, Ordering::SeqCst);
+                batch = this.submit_list.take_all().peekable();
+                if batch.peek().is_none() {
+                    return;
+                }
+                // Added while disarmed: this run takes the batch. If its
+                // adder queued a run too, that one finds the list empty.
+                this.submit_armed.swap(true, Ordering::SeqCst);
             }
-            for rq in batch {
-                this.run_worker(rq);
-            }
+            let io = this.current_io();
+            sys::plugged(|| {
+                for rq in batch {
+                    this.run_worker(io.as_deref(), rq);
+                }
+            });
         }
     }
 }

@@ -166,6 +166,27 @@ impl Request {
         self.ptr.as_ptr()
     }
 
+    /// Takes back a request that the driver gave up to a callback of this
+    /// layer (a work item, a page wait, a kiocb), with the driver data of
+    /// its queue, for the driver's handler of that callback.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a started request of a disk made by [`Disk::new`] for `T`,
+    /// not yet ended, that was given up to the caller, which gives it back
+    /// once. The borrow is used only while the request is in flight.
+    unsafe fn take_back<'a, T: DiskDriver>(rq: *mut bindings::request) -> (ArcBorrow<'a, T>, Self) {
+        // SAFETY: The request is live, so its queue is; the queue data is
+        // alive until `free_disk`, which cannot come while a request is in
+        // flight.
+        let this = unsafe { Callbacks::<T>::borrow((*(*rq).q).queuedata) };
+        // SAFETY: A live request is not null.
+        let ptr = unsafe { NonNull::new_unchecked(rq) };
+        // INVARIANT: The request is started, not ended, and now the
+        // returned value's alone.
+        (this, Self { ptr })
+    }
+
     /// The operation.
     pub fn op(&self) -> ReqOp {
         // SAFETY: By the type invariant the request is live.
@@ -588,20 +609,10 @@ unsafe extern "C" fn page_wake<T: DiskDriver>(
     if !unsafe { rloop_page_wake_take(wait, key) } {
         return 0;
     }
-    // SAFETY: `private` is the request, which the wait owned; its queue
-    // data is alive while it is in flight.
-    let (rq, this) = unsafe {
-        let rq: *mut bindings::request = (*wait).private.cast();
-        (rq, Callbacks::<T>::borrow((*(*rq).q).queuedata))
-    };
-    // INVARIANT: The wait gives the request up, once.
-    T::page_ready(
-        this,
-        Request {
-            // SAFETY: `private` was set from a request, not null.
-            ptr: unsafe { NonNull::new_unchecked(rq) },
-        },
-    );
+    // SAFETY: `private` is the request, which the wait owned and gives up
+    // here, once (taken off the queue above).
+    let (this, rq) = unsafe { Request::take_back::<T>((*wait).private.cast()) };
+    T::page_ready(this, rq);
     1
 }
 
@@ -613,22 +624,12 @@ unsafe extern "C" fn page_wake<T: DiskDriver>(
 /// disk made by [`Disk::new`] for `T`, queued by `queue_work`.
 unsafe extern "C" fn run_work<T: DiskDriver>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is in a command, which is the PDU of a request that
-    // the driver owns; its queue data is alive until `free_disk`, which
-    // cannot come while the request is in flight.
-    let (rq, this) = unsafe {
+    // `queue_work` gave up to this work item, which runs once per queueing.
+    let (this, rq) = unsafe {
         let cmd: *mut Cmd = kernel::container_of!(work, Cmd, work);
-        let rq = bindings::blk_mq_rq_from_pdu(cmd.cast());
-        (rq, Callbacks::<T>::borrow((*(*rq).q).queuedata))
+        Request::take_back::<T>(bindings::blk_mq_rq_from_pdu(cmd.cast()))
     };
-    // INVARIANT: `queue_work` gave the request up to this work item, which
-    // runs once per queueing.
-    T::run_queued(
-        this,
-        Request {
-            // SAFETY: A PDU's request is not null.
-            ptr: unsafe { NonNull::new_unchecked(rq) },
-        },
-    );
+    T::run_queued(this, rq);
 }
 
 /// A workqueue of the module's own for [`Request::queue_work`]: unbound,
@@ -858,17 +859,10 @@ impl Cmd {
                 bindings::blk_mq_complete_request(rq);
                 return;
             }
-            // The queue data is alive until `free_disk`, which cannot come
-            // while a request is in flight.
-            let this = Callbacks::<T>::borrow((*(*rq).q).queuedata);
-            // INVARIANT: the request was given up by `submit_direct` and
-            // goes back to the driver once, here; it is not completed.
-            T::nowait_fallback(
-                this,
-                Request {
-                    ptr: NonNull::new_unchecked(rq),
-                },
-            );
+            // The request was given up by `submit_direct` and goes back to
+            // the driver once, here; it is not completed.
+            let (this, rq) = Request::take_back::<T>(rq);
+            T::nowait_fallback(this, rq);
         }
     }
 }

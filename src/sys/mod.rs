@@ -157,3 +157,23 @@ pub fn may_submit_inline() -> bool {
     // SAFETY: Only reads the current task's own fields.
     unsafe { rloop_may_submit_inline() }
 }
+
+/// Runs `f` under a block plug of the current task (`blk_start_plug`):
+/// the bios and requests that `f` submits are held on the plug and go to
+/// their queues together when it ends, or when the task sleeps first (the
+/// scheduler flushes a sleeping task's plug), so a batch of submissions
+/// reaches the backing device as one. A plug already in place stays the
+/// one in use.
+pub fn plugged<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug = core::mem::MaybeUninit::<bindings::blk_plug>::uninit();
+    // SAFETY: `blk_start_plug` initialises the plug and, if the task has
+    // none, points `current->plug` at it. It stays on this frame, not
+    // moved, until `blk_finish_plug` below, which flushes it and resets
+    // `current->plug` if it was the one set; `f` runs on the same task
+    // and returns before.
+    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
+    let result = f();
+    // SAFETY: As above; the plug was initialised by `blk_start_plug`.
+    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
+    result
+}

@@ -108,8 +108,8 @@ def markdown(stats, ratios):
     out.append("### Workload C: the ceiling (O_DIRECT on the backing file and on the disk) "
                "against the loop devices with DIO\n")
     out.append("| job | disk IOPS | backing file IOPS | C loop DIO IOPS | ours DIO IOPS "
-               "| ours / backing file |")
-    out.append("|---|---|---|---|---|---|")
+               "| ours / backing file | ctxt/IO: backing file, C, ours |")
+    out.append("|---|---|---|---|---|---|---|")
     for j in jobs_of(stats, "C"):
         disk, file_ = stats.get(("C", j, "disk", "odirect")), stats.get(("C", j, "file", "odirect"))
         c, o = stats.get(("B", j, "c", "dio")), stats.get(("B", j, "rloop", "dio"))
@@ -118,7 +118,7 @@ def markdown(stats, ratios):
         out.append(f"| {j} | {spread(disk['iops']) if disk else '–'} "
                    f"| {spread(file_['iops']) if file_ else '–'} "
                    f"| {spread(c['iops']) if c else '–'} | {spread(o['iops']) if o else '–'} "
-                   f"| {frac} |")
+                   f"| {frac} | {', '.join(fmt(s['ctxt_per_io'], digits=2) if s else '–' for s in (file_, c, o))} |")
     out.append("")
     out.extend(targets(stats, ratios))
     return "\n".join(out) + "\n"
