@@ -1236,8 +1236,8 @@ impl workqueue::WorkItem for LoopDevice {
     /// adds to an empty list while it is disarmed queues this again, so no
     /// request is left behind, and one run at a time takes the list.
     ///
-    /// Each batch is submitted under one block plug, so that its direct
-    /// I/O reaches the backing device together rather than a bio at a time.
+    /// Each batch of direct I/O is submitted under one block plug, so that
+    /// it reaches the backing device together rather than a bio at a time.
     fn run(this: Arc<Self>) {
         let _worker = sys::WorkerScope::enter();
         this.stats.worker_batch();
@@ -1254,11 +1254,19 @@ impl workqueue::WorkItem for LoopDevice {
                 this.submit_armed.swap(true, Ordering::SeqCst);
             }
             let io = this.current_io();
-            sys::plugged(|| {
+            let run = || {
                 for rq in batch {
                     this.run_worker(io.as_deref(), rq);
                 }
-            });
+            };
+            // The direct I/O of a batch goes to the backing device together.
+            // A buffered write submits no bio of its own, so it gains nothing
+            // from the plug.
+            if io.as_ref().is_some_and(|io| io.direct) {
+                sys::plugged(run);
+            } else {
+                run();
+            }
         }
     }
 }
