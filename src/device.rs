@@ -1238,6 +1238,9 @@ impl workqueue::WorkItem for LoopDevice {
     ///
     /// Each batch of direct I/O is submitted under one block plug, so that
     /// it reaches the backing device together rather than a bio at a time.
+    /// Between requests the run yields its CPU to any task due to run
+    /// (`cond_resched`), as `loop_process_work()` does: under steady load
+    /// it may never find the list empty.
     fn run(this: Arc<Self>) {
         let _worker = sys::WorkerScope::enter();
         this.stats.worker_batch();
@@ -1257,6 +1260,7 @@ impl workqueue::WorkItem for LoopDevice {
             let run = || {
                 for rq in batch {
                     this.run_worker(io.as_deref(), rq);
+                    sys::cond_resched();
                 }
             };
             // The direct I/O of a batch goes to the backing device together.

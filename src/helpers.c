@@ -196,6 +196,7 @@ int rloop_disk_rescan_partitions(struct gendisk *disk, bool open_mutex_held)
 const struct path *rloop_file_path(struct file *file);
 unsigned int rloop_worker_enter(void);
 void rloop_worker_exit(unsigned int old);
+void rloop_cond_resched(void);
 
 const struct path *rloop_file_path(struct file *file)
 {
@@ -222,6 +223,12 @@ unsigned int rloop_worker_enter(void)
 void rloop_worker_exit(unsigned int old)
 {
 	current->flags = (current->flags & ~RLOOP_WORKER_FLAGS) | old;
+}
+
+/* A macro or a static call, depending on the preemption model. */
+void rloop_cond_resched(void)
+{
+	cond_resched();
 }
 
 /* struct kstatfs is opaque to bindgen. */

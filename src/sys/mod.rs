@@ -62,6 +62,7 @@ pub fn capable_sys_admin() -> bool {
 extern "C" {
     fn rloop_worker_enter() -> u32;
     fn rloop_worker_exit(old: u32);
+    fn rloop_cond_resched();
     fn rloop_inline_submit_enter(saved: *mut InlineSaved) -> u32;
     fn rloop_inline_submit_exit(flags: u32, saved: *mut InlineSaved);
     fn rloop_may_submit_inline() -> bool;
@@ -88,6 +89,16 @@ impl Drop for WorkerScope {
         // SAFETY: Restores what `enter` saved, on the same task.
         unsafe { rloop_worker_exit(self.0) };
     }
+}
+
+/// Gives the CPU to another task if one is due to run (`cond_resched()`),
+/// as the C worker does between commands: a worker that keeps finding
+/// requests would otherwise hold its CPU for as long as they keep coming,
+/// where the preemption model does not preempt kernel code. Process
+/// context only; the caller holds no spinlock.
+pub fn cond_resched() {
+    // SAFETY: Called from a work item (see above), which may sleep.
+    unsafe { rloop_cond_resched() };
 }
 
 /// The scope of a submission to the backing file from `queue_rq`, on the
