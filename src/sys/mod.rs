@@ -94,10 +94,12 @@ impl Drop for WorkerScope {
 /// Gives the CPU to another task if one is due to run (`cond_resched()`),
 /// as the C worker does between commands: a worker that keeps finding
 /// requests would otherwise hold its CPU for as long as they keep coming,
-/// where the preemption model does not preempt kernel code. Process
-/// context only; the caller holds no spinlock.
+/// where the preemption model does not preempt kernel code. For process
+/// context with no spinlock held; elsewhere it does not schedule, and the
+/// debug kernel's sleep checks report the call.
 pub fn cond_resched() {
-    // SAFETY: Called from a work item (see above), which may sleep.
+    // SAFETY: `cond_resched()` takes no arguments and is sound in any
+    // context: it schedules only when preemption is allowed there.
     unsafe { rloop_cond_resched() };
 }
 
