@@ -13,6 +13,9 @@ Workloads (see BENCHMARKS.md):
      at iodepth 1, 16 and 32, and 1M sequential read and write.
   C  the jobs of B on the backing file itself (O_DIRECT) and on a raw
      partition of the scratch disk: the ceiling a loop device cannot pass.
+     And the ceiling of a buffered loop device's random reads: the backing
+     file read through its page cache at depth 16 and 32 by io_uring, which
+     waits for a page as the driver's page-cache reads do (IOCB_WAITQ).
 
 Every cell of {C, ours} x {buffered, DIO} runs REPS times, interleaved: a
 repetition runs C, then ours, then the ceiling. Caches are dropped before
@@ -47,6 +50,8 @@ B_JOBS = {
     "read-1M": ("read", "1M", 8),
     "write-1M": ("write", "1M", 8),
 }
+# The buffered ceiling of workload C: name: iodepth, 4k random reads.
+C_BUFFERED_JOBS = {"randread-qd16": 16, "randread-qd32": 32}
 
 
 def run(*cmd, capture=False):
@@ -284,6 +289,14 @@ class Bench:
             self.record("C", name, "file", "odirect", rep, figures)
         for name, figures in self.b_jobs(RAW_PART, None):
             self.record("C", name, "disk", "odirect", rep, figures)
+        # The page cache was dropped before each run, as for the loop
+        # devices: every read misses it, as in workload B.
+        for name, depth in C_BUFFERED_JOBS.items():
+            figures = fio(self.fio, ["--name=c", f"--filename={BACK}/raw.img",
+                                     f"--size={RAW_MIB}M", "--rw=randread", "--bs=4k",
+                                     "--ioengine=io_uring", f"--iodepth={depth}",
+                                     "--direct=0"], f"{BACK}/raw.img", self.runtime)
+            self.record("C", name, "file", "buffered", rep, figures)
 
     def main(self):
         if not os.path.ismount("/sys/kernel/debug"):
