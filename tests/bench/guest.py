@@ -270,12 +270,16 @@ class Bench:
                               f"--size={self.a_file_mib}M", f"--rw={rw}", "--bs=4k",
                               "--ioengine=psync"], f"{BACK}/fs.img", self.runtime)
 
+    def raw_job(self, name, target, backing, rw, bs, depth, engine="libaio", direct=1):
+        """One fio run on the first RAW_MIB of TARGET (a device or a file)."""
+        return fio(self.fio, [f"--name={name}", f"--filename={target}", f"--size={RAW_MIB}M",
+                              f"--rw={rw}", f"--bs={bs}", f"--ioengine={engine}",
+                              f"--iodepth={depth}", f"--direct={direct}"],
+                   backing, self.runtime)
+
     def b_jobs(self, target, backing):
         for name, (rw, bs, depth) in B_JOBS.items():
-            yield name, fio(self.fio, ["--name=b", f"--filename={target}",
-                                       f"--size={RAW_MIB}M", f"--rw={rw}", f"--bs={bs}",
-                                       "--ioengine=libaio", f"--iodepth={depth}",
-                                       "--direct=1"], backing, self.runtime)
+            yield name, self.raw_job("b", target, backing, rw, bs, depth)
 
     def workload_b(self, driver, mode, rep):
         dev = self.attach(f"{BACK}/raw.img", dio=mode == "dio")
@@ -292,10 +296,8 @@ class Bench:
         # The page cache was dropped before each run, as for the loop
         # devices: every read misses it, as in workload B.
         for name, depth in C_BUFFERED_JOBS.items():
-            figures = fio(self.fio, ["--name=c", f"--filename={BACK}/raw.img",
-                                     f"--size={RAW_MIB}M", "--rw=randread", "--bs=4k",
-                                     "--ioengine=io_uring", f"--iodepth={depth}",
-                                     "--direct=0"], f"{BACK}/raw.img", self.runtime)
+            figures = self.raw_job("c", f"{BACK}/raw.img", f"{BACK}/raw.img", "randread",
+                                   "4k", depth, engine="io_uring", direct=0)
             self.record("C", name, "file", "buffered", rep, figures)
 
     def main(self):

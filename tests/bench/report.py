@@ -118,7 +118,7 @@ def markdown(stats, ratios):
         out.append(f"| {j} | {spread(disk['iops']) if disk else '–'} "
                    f"| {spread(file_['iops']) if file_ else '–'} "
                    f"| {spread(c['iops']) if c else '–'} | {spread(o['iops']) if o else '–'} "
-                   f"| {frac} | {', '.join(fmt(s['ctxt_per_io'], digits=2) if s else '–' for s in (file_, c, o))} |")
+                   f"| {frac} | {ctxt_cells(file_, c, o)} |")
     out.append("")
     buffered = [j for j in jobs_of(stats, "C") if ("C", j, "file", "buffered") in stats]
     if buffered:
@@ -130,17 +130,24 @@ def markdown(stats, ratios):
         for j in buffered:
             file_ = stats[("C", j, "file", "buffered")]
             c, o = stats.get(("B", j, "c", "buffered")), stats.get(("B", j, "rloop", "buffered"))
-            ceiling = file_["iops"]["median"]
-
-            def over_ceiling(s, times=1):
-                return f"{times * s['iops']['median'] / ceiling:.2f}" if s and ceiling else "–"
             out.append(f"| {j} | {spread(file_['iops'])} | {spread(c['iops']) if c else '–'} "
-                       f"| {spread(o['iops']) if o else '–'} | {over_ceiling(o)} "
-                       f"| {over_ceiling(c, 3)} "
-                       f"| {', '.join(fmt(s['ctxt_per_io'], digits=2) if s else '–' for s in (file_, c, o))} |")
+                       f"| {spread(o['iops']) if o else '–'} | {over(o, file_)} "
+                       f"| {over(c, file_, times=3)} | {ctxt_cells(file_, c, o)} |")
         out.append("")
     out.extend(targets(stats, ratios))
     return "\n".join(out) + "\n"
+
+
+def ctxt_cells(*cells):
+    """The median context switches per I/O of each cell, or – for none."""
+    return ", ".join(fmt(s["ctxt_per_io"], digits=2) if s else "–" for s in cells)
+
+
+def over(cell, ceiling, times=1):
+    """TIMES the median IOPS of CELL over those of CEILING, or – for none."""
+    if not cell or not ceiling or not ceiling["iops"]["median"]:
+        return "–"
+    return f"{times * cell['iops']['median'] / ceiling['iops']['median']:.2f}"
 
 
 def label(driver):
@@ -207,12 +214,12 @@ def direct_targets(stats, ratios):
                                med("B", j, "c", "dio", "ctxt_per_io")), 0.5, le))
     r = ratios.get(("B", "randread-qd16", "buffered"))
     out.append(check("buffered randread qd16, ours/C", r and r["median"], 3.0, ge))
-    ceiling = med("C", "randread-qd16", "file", "buffered")
+    ceiling = stats.get(("C", "randread-qd16", "file", "buffered"))
     if ceiling:
         out.append(f"- buffered randread qd16, against the backing file's own page-cache "
                    f"reads at depth 16 (io_uring): ours "
-                   f"{ratio(med('B', 'randread-qd16', 'rloop', 'buffered'), ceiling):.2f}, "
-                   f"3 × C {3 * ratio(med('B', 'randread-qd16', 'c', 'buffered'), ceiling):.2f}.")
+                   f"{over(stats.get(('B', 'randread-qd16', 'rloop', 'buffered')), ceiling)}, "
+                   f"3 × C {over(stats.get(('B', 'randread-qd16', 'c', 'buffered')), ceiling, 3)}.")
     for j in ("read-1M", "write-1M"):
         r = ratios.get(("B", j, "buffered"))
         out.append(check(f"buffered {j}, ours/C", r and r["median"], 1.0, ge))
