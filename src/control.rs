@@ -13,10 +13,7 @@ use kernel::{
 
 use crate::device::{LoopDevice, NowaitConfig, Phase};
 use crate::params::{self, Layout};
-use crate::sys::{
-    blk::{IoWorkqueue, Probe},
-    misc::MiscIoctl,
-};
+use crate::sys::{blk::Probe, misc::MiscIoctl, workqueue::IoWorkqueue};
 use crate::uapi;
 
 /// A registry entry, kept sorted by index.

@@ -12,6 +12,7 @@
 mod control;
 mod device;
 pub mod direct_io;
+mod io;
 mod io_stats;
 pub mod params;
 pub mod sys;

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block device operations of a loop device: open, release, and the
+//! dispatch of the loop ioctls (`lo_ioctl()`).
+
+use kernel::{
+    prelude::*,
+    sync::ArcBorrow,
+    uaccess::{UserPtr, UserSlice},
+};
+
+use super::{LoopDevice, Phase};
+use crate::sys::{
+    self,
+    blk::{BdevRef, DiskDriver, DiskRef, OpenMode},
+};
+use crate::uapi::{self, LoopConfig, LoopInfo, LoopInfo64};
+
+fn user_arg(arg: usize) -> Result<usize> {
+    if arg == 0 {
+        return Err(EINVAL);
+    }
+    Ok(arg)
+}
+
+impl DiskDriver for LoopDevice {
+    type Owner = crate::LocalModule;
+
+    fn open(this: ArcBorrow<'_, Self>, _disk: &DiskRef) -> Result {
+        let _guard = this.inner.lock();
+        match this.phase() {
+            Phase::Deleting | Phase::Rundown => Err(ENXIO),
+            Phase::Unbound | Phase::Bound => Ok(()),
+        }
+    }
+
+    fn release(this: ArcBorrow<'_, Self>, disk: &DiskRef) {
+        if disk.openers() > 0 {
+            return;
+        }
+        this.last_close(disk);
+    }
+
+    fn ioctl(
+        this: ArcBorrow<'_, Self>,
+        disk: &DiskRef,
+        bdev: &BdevRef,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        // Reconfiguring takes an exclusive claim unless the opener has one,
+        // so as not to change a device under its exclusive owner.
+        let claim = || -> Result<_> {
+            if mode.exclusive() {
+                Ok(None)
+            } else {
+                bdev.claim().map(Some)
+            }
+        };
+        let may_change = mode.write() || sys::capable_sys_admin();
+        match cmd {
+            uapi::LOOP_SET_FD => {
+                // As C: a loop_config with only the descriptor set.
+                let config = LoopConfig {
+                    fd: arg as u32,
+                    ..LoopConfig::default()
+                };
+                let _claim = claim()?;
+                this.configure(disk, mode, &config)?;
+            }
+            uapi::LOOP_CONFIGURE => {
+                let config: LoopConfig =
+                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopConfig>())
+                        .reader()
+                        .read()?;
+                let _claim = claim()?;
+                this.configure(disk, mode, &config)?;
+            }
+            uapi::LOOP_CLR_FD => this.clr_fd(disk)?,
+            uapi::LOOP_CHANGE_FD => this.change_fd(disk, arg as u32)?,
+            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change => return Err(EPERM),
+            uapi::LOOP_SET_STATUS => {
+                let old: LoopInfo = UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
+                    .reader()
+                    .read()?;
+                this.set_status(disk, &LoopInfo64::from_old(&old))?;
+            }
+            uapi::LOOP_SET_STATUS64 => {
+                let info: LoopInfo64 =
+                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
+                        .reader()
+                        .read()?;
+                this.set_status(disk, &info)?;
+            }
+            uapi::LOOP_GET_STATUS => {
+                let arg = user_arg(arg)?;
+                let old = this.get_status()?.to_old().ok_or(EOVERFLOW)?;
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
+                    .writer()
+                    .write(&old)?;
+            }
+            uapi::LOOP_GET_STATUS64 => {
+                let arg = user_arg(arg)?;
+                let info = this.get_status()?;
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
+                    .writer()
+                    .write(&info)?;
+            }
+            uapi::LOOP_SET_BLOCK_SIZE | uapi::LOOP_SET_CAPACITY | uapi::LOOP_SET_DIRECT_IO
+                if !may_change =>
+            {
+                return Err(EPERM)
+            }
+            uapi::LOOP_SET_BLOCK_SIZE => {
+                let _claim = claim()?;
+                this.set_block_size(disk, arg)?
+            }
+            uapi::LOOP_SET_CAPACITY => this.set_capacity(disk)?,
+            uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(disk, arg)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(0)
+    }
+}

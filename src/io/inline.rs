@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Submission from `queue_rq`, on the submitter's own task: direct reads
+//! and writes with `IOCB_NOWAIT`, and small buffered reads from the page
+//! cache (`IOCB_WAITQ`). What cannot be done there goes to the worker.
+
+use core::sync::atomic::Ordering;
+
+use crate::device::{IoConfig, LoopDevice};
+use crate::sys::{
+    blk::{CachedRead, ReqOp, Request},
+    task::{self, InlineSubmitScope},
+};
+
+/// The largest buffered read that [`LoopDevice::read_cached`] tries from
+/// `queue_rq`: four pages.
+const SMALL_READ: u32 = 16 * 1024;
+
+impl LoopDevice {
+    /// Tries a direct read or write from `queue_rq` with `IOCB_NOWAIT`, or
+    /// a buffered read from the page cache ([`LoopDevice::read_cached`]),
+    /// so that it costs no switch to the worker. Returns the request if it
+    /// was not submitted, for the worker.
+    ///
+    /// Only when it is worth it: direct reads, and direct writes to a block
+    /// device or to a regular file with no write waiting for the worker
+    /// (writes that allocate blocks get `EAGAIN`, and so would the ones
+    /// after them), only on a queue that is nearly idle (`nowait_depth`);
+    /// small buffered reads. Never from inside a filesystem transaction or
+    /// memory reclaim.
+    pub(super) fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
+        let write = match rq.op() {
+            ReqOp::Read => false,
+            ReqOp::Write => true,
+            _ => return Some(rq),
+        };
+        if !self.nowait.load(Ordering::Relaxed) || !task::may_submit_inline() {
+            return Some(rq);
+        }
+        if !io.direct {
+            if write || !io.file.async_buffered_reads() {
+                return Some(rq);
+            }
+            return self.read_cached(io, rq);
+        }
+        if write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0 {
+            return Some(rq);
+        }
+        let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {
+            return Some(rq);
+        };
+        let pos = rq.pos() + io.offset;
+        let mode = self.stats.nowait_mode();
+        let _scope = InlineSubmitScope::enter();
+        match rq.submit_direct::<Self>(io.file.clone_ref(), pos, write, mode) {
+            Ok(()) => {
+                slot.submitted();
+                None
+            }
+            Err(rq) => Some(rq),
+        }
+    }
+
+    /// Reads `rq` from the page cache from `queue_rq`, without waiting for
+    /// the backing file's I/O: a request that must wait for a page waits
+    /// for it asynchronously, and then goes to the worker, which finds its
+    /// data cached (`page_ready`). Returns the request if it was neither
+    /// read nor left waiting, for the worker.
+    ///
+    /// Only small reads, at any queue depth: copying a few pages costs less
+    /// than the hand-off to the worker, and a miss costs only the start of
+    /// its read. A large read is faster in the worker, even one at a time:
+    /// its copy there runs beside the completions of the backing file's
+    /// readahead on the submitter's CPU (in one TCG boot, sequential 1 MiB
+    /// reads fell from 519–546 to 402–419 IOPS when copied here).
+    fn read_cached(&self, io: &IoConfig, rq: Request) -> Option<Request> {
+        if rq.bytes() > SMALL_READ {
+            return Some(rq);
+        }
+        let pos = rq.pos() + io.offset;
+        let _scope = InlineSubmitScope::enter();
+        match rq.read_cached::<Self>(&io.file, pos) {
+            CachedRead::Done(rq) => {
+                self.stats.cached_read();
+                let bytes = rq.bytes() as usize;
+                Self::finish_rw(rq, Ok(bytes));
+                None
+            }
+            CachedRead::Waiting => {
+                self.stats.page_wait();
+                None
+            }
+            CachedRead::NotDone(rq) => Some(rq),
+        }
+    }
+}
