@@ -610,41 +610,13 @@ void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
 	queue_work(wq, work);
 }
 
-/*
- * A buffered read that does not wait for the page cache, as io_uring's
- * (io_rw_should_retry): with IOCB_WAITQ, filemap_read() copies what is
- * cached and up to date, starts the read of what is not, and if it copied
- * nothing yet and must wait for a page, queues @wpq on that page and
- * returns -EIOCBQUEUED: @fn(@private) is then called once the page is
- * unlocked, from whatever context unlocks it. Any other result means @wpq
- * was not left queued.
- */
-ssize_t rloop_read_waitq(struct file *file, loff_t pos, u16 ioprio, struct iov_iter *iter,
-			 struct wait_page_queue *wpq, wait_queue_func_t fn, void *private);
+/* The page wait of a buffered read with IOCB_WAITQ (sys/blk/cached_read.rs). */
 bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key);
 
-ssize_t rloop_read_waitq(struct file *file, loff_t pos, u16 ioprio, struct iov_iter *iter,
-			 struct wait_page_queue *wpq, wait_queue_func_t fn, void *private)
-{
-	struct kiocb iocb = {
-		.ki_filp = file,
-		.ki_pos = pos,
-		.ki_ioprio = ioprio,
-		.ki_flags = IOCB_WAITQ,
-		.ki_waitq = wpq,
-	};
-
-	wpq->wait.func = fn;
-	wpq->wait.private = private;
-	wpq->wait.flags = 0;
-	INIT_LIST_HEAD(&wpq->wait.entry);
-	return file->f_op->read_iter(&iocb, iter);
-}
-
 /*
- * In the wake function of rloop_read_waitq(), under the page's waitqueue
- * lock: whether the wakeup is for the page and bit waited on, and if so,
- * takes the entry off the queue (once only), as io_async_buf_func().
+ * In the wake function of the page wait, under the page's waitqueue lock:
+ * whether the wakeup is for the page and bit waited on, and if so, takes
+ * the entry off the queue (once only), as io_async_buf_func().
  */
 bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key)
 {

@@ -5,13 +5,14 @@
 //! `LOOP_CHANGE_FD`, `LOOP_CLR_FD` and the detach at last close
 //! (`__loop_clr_fd()`).
 
-use kernel::{pr_warn, prelude::*};
+use kernel::{pr_warn, prelude::*, sync::MutexGuard};
 
 use super::limits::{
-    can_use_dio, capacity, check_backing_file, check_info, dio_align_of, discard_limits,
+    capacity, check_backing_file, check_info, dio_align_of, dio_flags, discard_limits, is_direct,
     BoundLimits,
 };
-use super::{Binding, IoConfig, LoopDevice, State};
+use super::status::bound;
+use super::{Binding, Inner, IoConfig, LoopDevice, State};
 use crate::sys::{
     blk::{driver_behind, DiskRef, OpenMode},
     file::{BackingFile, FileKind},
@@ -26,18 +27,11 @@ impl LoopDevice {
     pub(super) fn configure(&self, disk: &DiskRef, mode: OpenMode, config: &LoopConfig) -> Result {
         let file = BackingFile::from_fd(config.fd)?;
         check_backing_file(&file)?;
-        // The errno order of C: EBUSY before the checks of the file. The
-        // chain is walked without this device's lock, which would nest
-        // with the others', and the state is checked again after.
-        if !matches!(self.inner.lock().state, State::Unbound) {
-            return Err(EBUSY);
-        }
-        self.validate_chain(&file, disk)?;
-
-        let mut inner = self.inner.lock();
-        if !matches!(inner.state, State::Unbound) {
-            return Err(EBUSY);
-        }
+        // The errno order of C: EBUSY before the checks of the file.
+        let mut inner = self.lock_validated(&file, disk, |inner| match inner.state {
+            State::Unbound => Ok(()),
+            _ => Err(EBUSY),
+        })?;
         if config.info.lo_flags & !uapi::LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
             return Err(EINVAL);
         }
@@ -58,14 +52,10 @@ impl LoopDevice {
         let bsize = if config.block_size != 0 {
             config.block_size
         } else {
-            dio_align.default_block_size(flags & uapi::LO_FLAGS_DIRECT_IO != 0)
+            dio_align.default_block_size(is_direct(flags))
         };
-        // Direct I/O that is not possible is dropped silently, as
-        // `loop_update_dio()` does; LOOP_GET_STATUS shows what is in effect.
-        if !can_use_dio(&file, dio_align, bsize, config.info.lo_offset) {
-            flags &= !uapi::LO_FLAGS_DIRECT_IO;
-        }
-        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
+        let flags = dio_flags(flags, &file, dio_align, bsize, config.info.lo_offset);
+        let direct = is_direct(flags);
         let limits = BoundLimits::new(&file, flags, bsize, dio_align);
         // Allocated before anything changes, so that failing leaves no trace.
         let io = IoConfig::new(
@@ -113,6 +103,24 @@ impl LoopDevice {
         Ok(())
     }
 
+    /// Locks the device once `file`'s chain of loop devices is found valid
+    /// ([`Self::validate_chain`]). The walk takes the other devices' locks,
+    /// so it runs without this one's: `check` runs on the state before the
+    /// walk, for the errno order of C, and again after it, under the lock
+    /// returned, since the state may have changed meanwhile.
+    fn lock_validated(
+        &self,
+        file: &BackingFile,
+        disk: &DiskRef,
+        check: impl Fn(&mut Inner) -> Result,
+    ) -> Result<MutexGuard<'_, Inner>> {
+        check(&mut self.inner.lock())?;
+        self.validate_chain(file, disk)?;
+        let mut inner = self.inner.lock();
+        check(&mut inner)?;
+        Ok(inner)
+    }
+
     /// Refuses the device itself, and chains of loop devices that are not
     /// all bound, as `loop_validate_file()`.
     pub(super) fn validate_chain(&self, file: &BackingFile, disk: &DiskRef) -> Result {
@@ -157,9 +165,7 @@ impl LoopDevice {
     /// `LOOP_CLR_FD`: detach at last close, now if this is the only opener.
     pub(super) fn clr_fd(&self, disk: &DiskRef) -> Result {
         let mut inner = self.inner.lock();
-        let State::Bound(b) = &mut inner.state else {
-            return Err(ENXIO);
-        };
+        let b = bound(&mut inner)?;
         b.flags |= uapi::LO_FLAGS_AUTOCLEAR;
         if disk.openers() == 1 {
             self.start_rundown(&mut inner);
@@ -223,23 +229,13 @@ impl LoopDevice {
 
     /// The locked part of `change_fd`; returns whether to rescan partitions.
     pub(super) fn swap_file(&self, disk: &DiskRef, file: BackingFile) -> Result<bool> {
-        {
-            let inner = self.inner.lock();
-            let State::Bound(b) = &inner.state else {
-                return Err(ENXIO);
-            };
-            if b.flags & uapi::LO_FLAGS_READ_ONLY == 0 {
-                return Err(EINVAL);
+        let mut inner = self.lock_validated(&file, disk, |inner| {
+            match bound(inner)?.flags & uapi::LO_FLAGS_READ_ONLY {
+                0 => Err(EINVAL),
+                _ => Ok(()),
             }
-        }
-        self.validate_chain(&file, disk)?;
-        let mut inner = self.inner.lock();
-        let State::Bound(b) = &mut inner.state else {
-            return Err(ENXIO);
-        };
-        if b.flags & uapi::LO_FLAGS_READ_ONLY == 0 {
-            return Err(EINVAL);
-        }
+        })?;
+        let b = bound(&mut inner)?;
         let old_size = b.file.size().unwrap_or(0);
         let new_size = file.size().unwrap_or(0);
         if uapi::device_sectors(new_size, b.offset, b.sizelimit)
@@ -254,10 +250,8 @@ impl LoopDevice {
         if file.opened_direct() {
             flags |= uapi::LO_FLAGS_DIRECT_IO;
         }
-        if !can_use_dio(&file, dio_align, disk.logical_block_size(), b.offset) {
-            flags &= !uapi::LO_FLAGS_DIRECT_IO;
-        }
-        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
+        let flags = dio_flags(flags, &file, dio_align, disk.logical_block_size(), b.offset);
+        let direct = is_direct(flags);
         let io = IoConfig::new(&file, b.offset, discard_limits(&file).0 != 0, direct)?;
         disk.force_media_change();
         let old = {

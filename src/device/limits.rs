@@ -38,6 +38,29 @@ pub(super) fn can_use_dio(file: &BackingFile, align: DioAlign, bsize: u32, offse
     file.can_direct_io() && align.allows(bsize, offset)
 }
 
+/// The one rule for `LO_FLAGS_DIRECT_IO` in a change of settings, as
+/// `loop_update_dio()`: `flags` with direct I/O dropped, silently, where
+/// [`can_use_dio`] rules it out for `file` at block size `bsize` and
+/// `offset`. `LOOP_GET_STATUS` then shows what is in effect.
+pub(super) fn dio_flags(
+    flags: u32,
+    file: &BackingFile,
+    align: DioAlign,
+    bsize: u32,
+    offset: u64,
+) -> u32 {
+    if can_use_dio(file, align, bsize, offset) {
+        flags
+    } else {
+        flags & !uapi::LO_FLAGS_DIRECT_IO
+    }
+}
+
+/// Whether `flags` ask for direct I/O.
+pub(super) fn is_direct(flags: u32) -> bool {
+    flags & uapi::LO_FLAGS_DIRECT_IO != 0
+}
+
 pub(super) fn check_info(info: &LoopInfo64) -> Result {
     match info.check() {
         Ok(()) => Ok(()),

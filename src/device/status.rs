@@ -3,55 +3,86 @@
 //! The ioctls that change or read a bound device: `LOOP_SET_STATUS(64)`,
 //! `LOOP_GET_STATUS(64)`, `LOOP_SET_CAPACITY`, `LOOP_SET_DIRECT_IO` and
 //! `LOOP_SET_BLOCK_SIZE`.
+//!
+//! Each change takes one flow: the device lock and the bound check
+//! ([`bound`]), the new settings worked out, then
+//! [`LoopDevice::reconfigure`] with the I/O drained.
 
 use kernel::prelude::*;
 
-use super::limits::{can_use_dio, capacity, check_info, BoundLimits};
-use super::{LoopDevice, State};
-use crate::sys::blk::DiskRef;
+use super::limits::{can_use_dio, capacity, check_info, dio_flags, is_direct, BoundLimits};
+use super::{Binding, Inner, LoopDevice, State};
+use crate::sys::blk::{DiskRef, Limits};
 use crate::uapi::{self, LoopInfo64};
 
+/// The binding of a bound device, or `ENXIO`: what every ioctl that
+/// changes or reads a device's settings needs.
+pub(super) fn bound(inner: &mut Inner) -> Result<&mut Binding> {
+    match &mut inner.state {
+        State::Bound(b) => Ok(b),
+        _ => Err(ENXIO),
+    }
+}
+
 impl LoopDevice {
-    // --- status -------------------------------------------------------------
+    /// Changes a bound device's settings with its I/O drained. The new I/O
+    /// configuration, for `offset` and `direct`, is made first, so that
+    /// failing changes nothing; `limits`, if any, edit the queue limits
+    /// under the limits lock; then the queue is frozen, so that every
+    /// request of the old settings has ended, the limits are committed,
+    /// `apply` changes the binding, and the new I/O configuration goes in
+    /// before the first request of the new settings starts.
+    fn reconfigure(
+        &self,
+        disk: &DiskRef,
+        b: &mut Binding,
+        (offset, direct): (u64, bool),
+        limits: Option<&dyn Fn(&mut Limits)>,
+        apply: impl FnOnce(&mut Binding),
+    ) -> Result {
+        let io = self.remake_io(offset, direct)?;
+        let update = limits.map(|edit| {
+            let mut update = disk.start_limits_update();
+            edit(&mut update);
+            update
+        });
+        let _frozen = disk.freeze();
+        if let Some(update) = update {
+            update.commit()?;
+        }
+        apply(b);
+        if io.is_some() {
+            self.set_io(io);
+        }
+        Ok(())
+    }
 
     /// `LOOP_SET_STATUS64`, as `loop_set_status()`.
     pub(super) fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
         let mut inner = self.inner.lock();
-        let State::Bound(b) = &mut inner.state else {
-            return Err(ENXIO);
-        };
+        let b = bound(&mut inner)?;
         let size_changed = b.offset != info.lo_offset || b.sizelimit != info.lo_sizelimit;
         if size_changed {
             disk.sync_and_invalidate();
         }
         check_info(info)?;
-        // A new offset can rule direct I/O out (`loop_update_dio()`).
-        let direct = b.flags & uapi::LO_FLAGS_DIRECT_IO != 0
-            && can_use_dio(
-                &b.file,
-                b.dio_align,
-                disk.logical_block_size(),
-                info.lo_offset,
-            );
-        let io = self.remake_io(info.lo_offset, direct)?;
-        let partscan;
-        {
-            // I/O is drained before the offset or size limit changes.
-            let _frozen = disk.freeze();
+        // A new offset can rule direct I/O out.
+        let flags = dio_flags(
+            b.flags,
+            &b.file,
+            b.dio_align,
+            disk.logical_block_size(),
+            info.lo_offset,
+        );
+        let partscan =
+            b.flags & uapi::LO_FLAGS_PARTSCAN == 0 && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
+        self.reconfigure(disk, b, (info.lo_offset, is_direct(flags)), None, |b| {
             b.offset = info.lo_offset;
             b.sizelimit = info.lo_sizelimit;
             b.file_name = info.stored_file_name();
-            partscan = b.flags & uapi::LO_FLAGS_PARTSCAN == 0
-                && info.lo_flags & uapi::LO_FLAGS_PARTSCAN != 0;
-            b.flags &= !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS;
-            b.flags |= info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS;
-            if !direct {
-                b.flags &= !uapi::LO_FLAGS_DIRECT_IO;
-            }
-            if io.is_some() {
-                self.set_io(io);
-            }
-        }
+            b.flags = (flags & !uapi::LOOP_SET_STATUS_CLEARABLE_FLAGS)
+                | (info.lo_flags & uapi::LOOP_SET_STATUS_SETTABLE_FLAGS);
+        })?;
         if partscan {
             disk.set_part_scan(true);
         }
@@ -67,10 +98,8 @@ impl LoopDevice {
 
     /// `LOOP_GET_STATUS64`, as `loop_get_status()`.
     pub(super) fn get_status(&self) -> Result<LoopInfo64> {
-        let inner = self.inner.lock();
-        let State::Bound(b) = &inner.state else {
-            return Err(ENXIO);
-        };
+        let mut inner = self.inner.lock();
+        let b = bound(&mut inner)?;
         let mut info = LoopInfo64 {
             lo_number: self.index,
             lo_offset: b.offset,
@@ -91,11 +120,8 @@ impl LoopDevice {
 
     /// `LOOP_SET_CAPACITY`.
     pub(super) fn set_capacity(&self, disk: &DiskRef) -> Result {
-        let inner = self.inner.lock();
-        let State::Bound(b) = &inner.state else {
-            return Err(ENXIO);
-        };
-        disk.set_capacity(capacity(b));
+        let mut inner = self.inner.lock();
+        disk.set_capacity(capacity(bound(&mut inner)?));
         Ok(())
     }
 
@@ -104,11 +130,9 @@ impl LoopDevice {
     /// rule it out; the device then stays as it was.
     pub(super) fn set_direct_io(&self, disk: &DiskRef, arg: usize) -> Result {
         let mut inner = self.inner.lock();
-        let State::Bound(b) = &mut inner.state else {
-            return Err(ENXIO);
-        };
+        let b = bound(&mut inner)?;
         let on = arg != 0;
-        if on == (b.flags & uapi::LO_FLAGS_DIRECT_IO != 0) {
+        if on == is_direct(b.flags) {
             return Ok(());
         }
         if on {
@@ -118,49 +142,41 @@ impl LoopDevice {
             // Write back the page cache before I/O starts going around it.
             let _ = b.file.fsync();
         }
-        let io = self.remake_io(b.offset, on)?;
-        let mut limits = disk.start_limits_update();
-        limits.set_dma_alignment(b.dio_align.dma_alignment(on));
-        // In-flight I/O of the old mode drains before the switch.
-        let _frozen = disk.freeze();
-        limits.commit()?;
-        if on {
-            b.flags |= uapi::LO_FLAGS_DIRECT_IO;
-        } else {
-            b.flags &= !uapi::LO_FLAGS_DIRECT_IO;
-        }
-        if io.is_some() {
-            self.set_io(io);
-        }
-        Ok(())
+        let (offset, dma_alignment) = (b.offset, b.dio_align.dma_alignment(on));
+        self.reconfigure(
+            disk,
+            b,
+            (offset, on),
+            Some(&|lim: &mut Limits| lim.set_dma_alignment(dma_alignment)),
+            |b| {
+                if on {
+                    b.flags |= uapi::LO_FLAGS_DIRECT_IO;
+                } else {
+                    b.flags &= !uapi::LO_FLAGS_DIRECT_IO;
+                }
+            },
+        )
     }
 
     /// `LOOP_SET_BLOCK_SIZE`, as `loop_set_block_size()`.
     pub(super) fn set_block_size(&self, disk: &DiskRef, arg: usize) -> Result {
         let mut inner = self.inner.lock();
-        let State::Bound(b) = &mut inner.state else {
-            return Err(ENXIO);
-        };
+        let b = bound(&mut inner)?;
         if disk.logical_block_size() as usize == arg {
             return Ok(());
         }
         let bsize = u32::try_from(arg).map_err(|_| EINVAL)?;
         disk.sync_and_invalidate();
-        // A smaller block size can rule direct I/O out (`loop_update_dio()`).
-        let mut flags = b.flags;
-        if !can_use_dio(&b.file, b.dio_align, bsize, b.offset) {
-            flags &= !uapi::LO_FLAGS_DIRECT_IO;
-        }
-        let direct = flags & uapi::LO_FLAGS_DIRECT_IO != 0;
-        let io = self.remake_io(b.offset, direct)?;
-        let mut limits = disk.start_limits_update();
-        BoundLimits::new(&b.file, flags, bsize, b.dio_align).apply(&mut limits);
-        let _frozen = disk.freeze();
-        limits.commit()?;
-        b.flags = flags;
-        if io.is_some() {
-            self.set_io(io);
-        }
-        Ok(())
+        // A smaller block size can rule direct I/O out.
+        let flags = dio_flags(b.flags, &b.file, b.dio_align, bsize, b.offset);
+        let limits = BoundLimits::new(&b.file, flags, bsize, b.dio_align);
+        let offset = b.offset;
+        self.reconfigure(
+            disk,
+            b,
+            (offset, is_direct(flags)),
+            Some(&|lim: &mut Limits| limits.apply(lim)),
+            |b| b.flags = flags,
+        )
     }
 }

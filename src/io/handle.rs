@@ -48,12 +48,8 @@ impl LoopDevice {
                 }
                 return;
             }
-            ReqOp::Write => {
-                let result = rq.transfer(&io.file, pos, true);
-                return Self::finish_rw(rq, result);
-            }
-            ReqOp::Read => {
-                let result = rq.transfer(&io.file, pos, false);
+            ReqOp::Read | ReqOp::Write => {
+                let result = rq.transfer(&io.file, pos, rq.op() == ReqOp::Write);
                 return Self::finish_rw(rq, result);
             }
             ReqOp::Other => Err(EIO),

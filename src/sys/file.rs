@@ -138,11 +138,6 @@ impl BackingFile {
         }
     }
 
-    /// Whether both are the same open file.
-    pub fn same_as(&self, other: &Self) -> bool {
-        self.raw() == other.raw()
-    }
-
     /// The size in bytes: the block device's, or the file's from
     /// `vfs_getattr_nosec` (accurate on network filesystems).
     pub fn size(&self) -> Result<u64> {

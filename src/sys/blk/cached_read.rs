@@ -5,11 +5,7 @@
 //!
 //! C header: [`include/linux/pagemap.h`](srctree/include/linux/pagemap.h).
 
-use super::{
-    cmd::Cmd,
-    request::{rloop_rq_ioprio, rq_iter},
-    DiskDriver, Request,
-};
+use super::{cmd::Cmd, request::rq_iter, DiskDriver, Request};
 use crate::sys::file::BackingFile;
 use core::mem::ManuallyDrop;
 use kernel::{bindings, prelude::*};
@@ -18,15 +14,6 @@ use kernel::{bindings, prelude::*};
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rloop_read_waitq(
-        file: *mut bindings::file,
-        pos: bindings::loff_t,
-        ioprio: u16,
-        iter: *mut bindings::iov_iter,
-        wpq: *mut bindings::wait_page_queue,
-        func: bindings::wait_queue_func_t,
-        private: *mut c_void,
-    ) -> isize;
     fn rloop_page_wake_take(wait: *mut bindings::wait_queue_entry, key: *mut c_void) -> bool;
 }
 
@@ -52,27 +39,38 @@ impl Request {
             Ok(iter) => iter,
             Err(_) => return CachedRead::NotDone(self),
         };
+        let Some(read_iter) = file.rw_iter_op(false) else {
+            return CachedRead::NotDone(self);
+        };
         let bytes = self.bytes();
+        // With `IOCB_WAITQ`, `filemap_read()` copies what is cached and up
+        // to date, starts the read of what is not, and if it copied nothing
+        // yet and must wait for a page, queues `ki_waitq` on that page and
+        // returns `-EIOCBQUEUED`: its wake function is then called once the
+        // page is unlocked. Any other result leaves nothing queued.
+        let mut iocb = self.kiocb(file, pos, bindings::IOCB_WAITQ as c_int, None);
         let rq = ManuallyDrop::new(self);
         let raw = rq.raw();
-        // SAFETY: The file is open (the caller's) and reads with
-        // `read_iter`, which takes `IOCB_WAITQ`; the iterator covers the
-        // request's pages. The page wait is in the request's command, free
-        // (nothing else waits or runs for the request), and lives as long
-        // as the request, which the wait owns once it is queued: from then
-        // on the request is not touched here, since `page_wake::<T>`, for
-        // the disk of `T` the request belongs to, may end it at once.
+        // SAFETY: The page wait is in the request's command, free (nothing
+        // else waits or runs for the request), and lives as long as the
+        // request, which the wait owns once it is queued: from then on the
+        // request is not touched here, since `page_wake::<T>`, for the disk
+        // of `T` the request belongs to, may end it at once. The entry is
+        // set up as `init_waitqueue_func_entry()` and an empty list head.
+        // The file is open (the caller's) and `read_iter` is its own
+        // operation, which takes `IOCB_WAITQ`; the iterator covers the
+        // request's pages.
         let ret = unsafe {
-            let cmd = Cmd::of(raw);
-            rloop_read_waitq(
-                file.raw(),
-                pos as bindings::loff_t,
-                rloop_rq_ioprio(raw),
-                &mut iter.0,
-                &raw mut (*cmd).page_wait,
-                Some(page_wake::<T>),
-                raw.cast(),
-            )
+            let wpq = &raw mut (*Cmd::of(raw)).page_wait;
+            let wait = &raw mut (*wpq).wait;
+            (*wait).func = Some(page_wake::<T>);
+            (*wait).private = raw.cast();
+            (*wait).flags = 0;
+            let entry = &raw mut (*wait).entry;
+            (*entry).next = entry;
+            (*entry).prev = entry;
+            iocb.ki_waitq = wpq;
+            read_iter(&mut iocb, &mut iter.0)
         };
         if ret == -(bindings::EIOCBQUEUED as isize) {
             return CachedRead::Waiting;

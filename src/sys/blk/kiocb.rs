@@ -45,6 +45,27 @@ pub enum DirectMode {
 }
 
 impl Request {
+    /// The kiocb of every I/O of the request's data to `file` at `pos`:
+    /// `flags`, the request's I/O priority, and `complete` for an
+    /// asynchronous one (`None`: synchronous).
+    pub(super) fn kiocb(
+        &self,
+        file: &BackingFile,
+        pos: u64,
+        flags: c_int,
+        complete: Option<unsafe extern "C" fn(*mut bindings::kiocb, c_long)>,
+    ) -> bindings::kiocb {
+        bindings::kiocb {
+            ki_filp: file.raw(),
+            ki_pos: pos as bindings::loff_t,
+            ki_complete: complete,
+            ki_flags: flags,
+            // SAFETY: By the type invariant the request is live.
+            ki_ioprio: unsafe { rloop_rq_ioprio(self.raw()) },
+            ..pin_init::zeroed()
+        }
+    }
+
     /// Reads into the request's data from `file` at `pos` (`write ==
     /// false`), or writes it there, synchronously through the page cache;
     /// returns the bytes moved, short at the end of the file. As C's
@@ -58,14 +79,8 @@ impl Request {
         // SAFETY: By the type invariant the request is live; the iterator
         // is used below, while the request and `_bvecs` are.
         let (mut iter, _bvecs) = unsafe { rq_iter(self.raw(), write) }?;
-        let mut iocb = bindings::kiocb {
-            ki_filp: file.raw(),
-            ki_pos: pos as bindings::loff_t,
-            // SAFETY: By the type invariant the request is live.
-            ki_ioprio: unsafe { rloop_rq_ioprio(self.raw()) },
-            // No `ki_complete`: a synchronous kiocb.
-            ..pin_init::zeroed()
-        };
+        // No `ki_complete`: a synchronous kiocb.
+        let mut iocb = self.kiocb(file, pos, 0, None);
         // SAFETY: The kiocb is filled in for a file the caller keeps open;
         // the iterator covers the request's pages; `op` is the file's own
         // operation. A synchronous kiocb is done when `op` returns.
@@ -139,20 +154,14 @@ impl Request {
             // SAFETY: Returns a constant.
             flags |= unsafe { rloop_iocb_nowait() };
         }
+        let iocb = self.kiocb(&file, pos, flags, Some(Cmd::ki_complete::<T>));
         let raw = self.raw();
         // SAFETY: The request is live and owned by the driver, so its
         // command is ours to fill; nothing else uses it until the kiocb is
         // submitted below. Every field is written before it is read.
         let cmd = unsafe {
             let cmd = Cmd::of(raw);
-            (&raw mut (*cmd).iocb).write(bindings::kiocb {
-                ki_filp: file.raw(),
-                ki_pos: pos as bindings::loff_t,
-                ki_complete: Some(Cmd::ki_complete::<T>),
-                ki_flags: flags,
-                ki_ioprio: rloop_rq_ioprio(raw),
-                ..pin_init::zeroed()
-            });
+            (&raw mut (*cmd).iocb).write(iocb);
             (&raw mut (*cmd).refs).write(AtomicU32::new(2));
             (&raw mut (*cmd).ret).write(AtomicIsize::new(0));
             (&raw mut (*cmd).nowait).write(nowait);
