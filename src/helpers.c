@@ -301,6 +301,8 @@ RLOOP_ATTR_RO(autoclear, 3);
 RLOOP_ATTR_RO(partscan, 4);
 RLOOP_ATTR_RO(dio, 5);
 RLOOP_ATTR_RW(nowait, 6);
+RLOOP_ATTR_RW(nowait_depth, 7);
+RLOOP_ATTR_RW(nr_hw_queues, 8);
 
 static struct attribute *rloop_attrs[] = {
 	&rloop_attr_backing_file.attr,
@@ -310,6 +312,8 @@ static struct attribute *rloop_attrs[] = {
 	&rloop_attr_partscan.attr,
 	&rloop_attr_dio.attr,
 	&rloop_attr_nowait.attr,
+	&rloop_attr_nowait_depth.attr,
+	&rloop_attr_nr_hw_queues.attr,
 	NULL,
 };
 

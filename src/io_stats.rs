@@ -21,7 +21,7 @@
 //!   concurrency;
 //! - `nowait_inflight`: `NOWAIT` submissions not yet done or given back;
 //! - `nowait_depth` (read-write, from the `nowait_depth` module
-//!   parameter): with N > 0, `NOWAIT` is tried only while the request's
+//!   parameter; also the device's `loop/nowait_depth` in sysfs): with N > 0, `NOWAIT` is tried only while the request's
 //!   hardware queue holds at most N requests, itself included, and at
 //!   most N `NOWAIT` submissions are in flight; the other requests go to
 //!   the worker, which runs on another CPU, in parallel with the
@@ -106,6 +106,17 @@ impl IoStats {
                 dir.read_write_file(c"fail_nowait_every", &s.fail_nowait_every);
             },
         )
+    }
+
+    /// The `nowait_depth` setting (see the module documentation).
+    pub(crate) fn nowait_depth(&self) -> u32 {
+        self.nowait_depth.load(Relaxed)
+    }
+
+    /// Sets `nowait_depth`; requests already past the check keep the old
+    /// one.
+    pub(crate) fn set_nowait_depth(&self, depth: u32) {
+        self.nowait_depth.store(depth, Relaxed);
     }
 
     /// How the next `NOWAIT` submission goes, with the fault knob applied.

@@ -93,13 +93,8 @@ impl Layout {
     /// Sets the number of hardware queues from `nr_hw_queues`: 0 for one
     /// per possible CPU (`nr_cpus`), else at least 1 and at most `nr_cpus`.
     pub fn with_hw_queues(self, nr_hw_queues: i32, nr_cpus: u32) -> Result<Self, InvalidParam> {
-        let nr = match nr_hw_queues {
-            0 => nr_cpus.max(1),
-            n if n > 0 && n as u32 <= nr_cpus => n as u32,
-            _ => return Err(InvalidParam),
-        };
         Ok(Self {
-            nr_hw_queues: nr,
+            nr_hw_queues: hw_queue_count(i64::from(nr_hw_queues), nr_cpus)?,
             ..self
         })
     }
@@ -149,6 +144,35 @@ pub fn parse_switch(input: &[u8]) -> Option<bool> {
     }
 }
 
+/// The number of hardware queues that `nr_hw_queues` asks for, as the
+/// module parameter and a device's `loop/nr_hw_queues` take it: 0 for one
+/// per possible CPU (`nr_cpus`), else at least 1 and at most `nr_cpus`.
+pub fn hw_queue_count(nr_hw_queues: i64, nr_cpus: u32) -> Result<u32, InvalidParam> {
+    match nr_hw_queues {
+        0 => Ok(nr_cpus.max(1)),
+        n if n > 0 && n <= i64::from(nr_cpus) => Ok(n as u32),
+        _ => Err(InvalidParam),
+    }
+}
+
+/// Parses a write to a numeric sysfs attribute: decimal digits that fit a
+/// `u32`, with one trailing newline allowed, as `kstrtouint(buf, 10, ..)`
+/// takes them (without its leading `+`).
+pub fn parse_u32(input: &[u8]) -> Option<u32> {
+    let s = input.strip_suffix(b"\n").unwrap_or(input);
+    if s.is_empty() {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +187,40 @@ mod tests {
         assert_eq!(l.with_hw_queues(5, 4), Err(InvalidParam));
         assert_eq!(l.with_hw_queues(-1, 4), Err(InvalidParam));
         assert_eq!(l.with_hw_queues(i32::MAX, 4), Err(InvalidParam));
+    }
+
+    #[test]
+    fn hw_queue_count_of_a_device_follows_the_parameter_rule() {
+        assert_eq!(hw_queue_count(0, 4), Ok(4));
+        assert_eq!(hw_queue_count(0, 0), Ok(1));
+        assert_eq!(hw_queue_count(1, 4), Ok(1));
+        assert_eq!(hw_queue_count(4, 4), Ok(4));
+        assert_eq!(hw_queue_count(5, 4), Err(InvalidParam));
+        assert_eq!(hw_queue_count(-1, 4), Err(InvalidParam));
+        assert_eq!(
+            hw_queue_count(i64::from(u32::MAX) + 1, 4),
+            Err(InvalidParam)
+        );
+    }
+
+    #[test]
+    fn numbers_parse_like_kstrtouint() {
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"17\n"), Some(17));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"4294967296",
+            b"-1",
+            b"x",
+            b"1 2",
+            b" 1",
+            b"1\n\n",
+            b"0x10",
+        ] {
+            assert_eq!(parse_u32(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

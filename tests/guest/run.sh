@@ -27,7 +27,7 @@ C_KO=$(loop_ko c)
 TEST_KO=$REPO/tests/kmod/rloop_test.ko
 LOOPCTL=$REPO/target/debug/loopctl
 LOG=$(mktemp -d)
-pass=0 fail=0 failed=()
+pass=0 fail=0 failed=() times=()
 
 # The module under test, set per run: "rloop" or "c".
 IMPL=rloop
@@ -75,6 +75,7 @@ run_test() {
     (set -e; exec 9>"$log.trace"; BASH_XTRACEFD=9; PS4='+ ${LINENO}: '; set -x
      "t_$name") >"$log" 2>&1
     local rc=$?
+    times+=("$((SECONDS - t0)) $name [$tag]")
     if [ $rc = 0 ]; then
         pass=$((pass + 1)); echo "ok   $name [$tag] ($((SECONDS - t0))s)"
         # A passing test may report figures in lines that start "note: ".
@@ -1358,6 +1359,51 @@ t_hw_queues() {
     unload
 }
 
+# Per-device queue settings, /sys/block/loopN/loop/nowait_depth and
+# loop/nr_hw_queues: the module parameters are their defaults; bad values
+# are refused and change nothing; nowait_depth is the one debugfs shows;
+# a change of queues made under fio verify applies at once (the mq/
+# directories follow) and the data holds; both settings stay with the
+# device across a detach and a new attach.
+t_queue_settings() {
+    local ncpu dev name d bad fio_pid; ncpu=$(nproc)
+    mkimg $SCRATCH/img 64
+    load nowait_depth=3
+    dev=$(losetup --direct-io=on -f --show $SCRATCH/img); name=${dev#/dev/}
+    d=/sys/block/$name/loop
+    sysfs_eq $d/nowait_depth 3
+    sysfs_eq $d/nr_hw_queues 1
+    echo 5 >$d/nowait_depth
+    sysfs_eq $d/nowait_depth 5
+    [ "$(nowait_stat $name nowait_depth)" = 5 ] || die "debugfs nowait_depth is not 5"
+    for bad in -1 x '' 4294967296 '5 5'; do
+        if echo "$bad" >$d/nowait_depth 2>/dev/null; then die "nowait_depth '$bad' taken"; fi
+    done
+    sysfs_eq $d/nowait_depth 5
+    for bad in -1 $((ncpu + 1)) x ''; do
+        if echo "$bad" >$d/nr_hw_queues 2>/dev/null; then die "nr_hw_queues '$bad' taken"; fi
+    done
+    sysfs_eq $d/nr_hw_queues 1
+    fio_verify_bg $dev 48M 16; fio_pid=$!
+    sleep 2
+    # 0: one per CPU, as the module parameter.
+    echo 0 >$d/nr_hw_queues
+    fio_verified $fio_pid $dev 1 change 1
+    sysfs_eq $d/nr_hw_queues $ncpu
+    [ "$(ls -d /sys/block/$name/mq/*/ | wc -l)" = "$ncpu" ] || die "not $ncpu hardware queues"
+    losetup -d $dev
+    dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    [ "$dev" = /dev/$name ] || die "attached to $dev, not /dev/$name"
+    sysfs_eq $d/nr_hw_queues $ncpu
+    sysfs_eq $d/nowait_depth 5
+    echo 1 >$d/nr_hw_queues
+    [ "$(ls -d /sys/block/$name/mq/*/ | wc -l)" = 1 ] || die "not 1 hardware queue"
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/img || die "device and file differ"
+    losetup -d $dev
+    unload
+}
+
 # Reconfiguration racing with fio: the file grows and LOOP_SET_CAPACITY
 # follows it, the block size flips between 512 and 4096, direct I/O is
 # toggled, and rmmod and LOOP_CTL_REMOVE are refused, all while fio writes
@@ -1570,7 +1616,7 @@ done
 # rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
     for t in nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race \
-             nowait_extent_lookup cached_reads hw_queues; do
+             nowait_extent_lookup cached_reads hw_queues queue_settings; do
         run_test "$t" rloop
     done
     # The direct I/O data path once more with NOWAIT submission off, so
@@ -1583,6 +1629,9 @@ if [ "$DRIVER" != c ]; then
     LOAD_ARGS=
 fi
 
+# Where the time went, slowest first.
+echo "time per test (s), slowest first; suite ${SECONDS} s:"
+[ ${#times[@]} = 0 ] || printf '%s\n' "${times[@]}" | sort -rn | awk '{ printf "  %5d  %s\n", $1, substr($0, length($1) + 2) }'
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
 rm -rf "$LOG"
 umount $SCRATCH

@@ -50,9 +50,15 @@ pub enum SysfsAttr {
     Partscan,
     /// `dio`.
     Dio,
-    /// `nowait`, the one that can be written: whether direct I/O is first
-    /// tried from `queue_rq` with `IOCB_NOWAIT` (an rloop extension).
+    /// `nowait`, writable: whether direct I/O is first tried from
+    /// `queue_rq` with `IOCB_NOWAIT` (an rloop extension).
     Nowait,
+    /// `nowait_depth`, writable: the queue depth up to which `NOWAIT` is
+    /// tried (an rloop extension).
+    NowaitDepth,
+    /// `nr_hw_queues`, writable: the device's hardware queues (an rloop
+    /// extension).
+    NrHwQueues,
 }
 
 impl SysfsAttr {
@@ -65,6 +71,8 @@ impl SysfsAttr {
             4 => Self::Partscan,
             5 => Self::Dio,
             6 => Self::Nowait,
+            7 => Self::NowaitDepth,
+            8 => Self::NrHwQueues,
             _ => return None,
         })
     }

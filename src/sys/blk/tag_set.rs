@@ -42,6 +42,31 @@ impl<T: DiskDriver> TagSet<T> {
         self.inner.get()
     }
 
+    /// The number of hardware queues of the set's queues.
+    pub fn nr_hw_queues(&self) -> u32 {
+        // SAFETY: By the type invariant the tag set is initialised. The
+        // field changes only in `blk_mq_update_nr_hw_queues`, under the
+        // set's lock; the volatile read is the `READ_ONCE` of a value that
+        // may be changing.
+        unsafe { core::ptr::read_volatile(&raw const (*self.raw()).nr_hw_queues) }
+    }
+
+    /// Changes the number of hardware queues of every queue of the set to
+    /// `nr` (`blk_mq_update_nr_hw_queues`): the block layer freezes the
+    /// queues, so requests in flight end first, and remaps the software
+    /// queues. Values above the possible CPUs are clamped, 0 is ignored,
+    /// and a failed allocation keeps the old number: [`Self::nr_hw_queues`]
+    /// tells what took effect. May sleep; the caller must not hold a
+    /// queue of the set frozen, nor a lock that the set's requests need
+    /// to end.
+    pub fn update_nr_hw_queues(&self, nr: u32) {
+        // SAFETY: By the type invariant the tag set is initialised; the
+        // function takes the set's own locks and freezes its queues.
+        unsafe {
+            bindings::blk_mq_update_nr_hw_queues(self.raw(), nr.min(i32::MAX as u32) as c_int)
+        };
+    }
+
     /// Allocates a tag set with `nr_hw_queues` queues of `queue_depth` tags.
     pub fn new(nr_hw_queues: u32, queue_depth: u32, flags: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
