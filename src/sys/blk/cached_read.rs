@@ -19,13 +19,13 @@ extern "C" {
 
 impl Request {
     /// Reads the request's data from `file` at `pos` through the page cache
-    /// without waiting for it, as io_uring's buffered reads do
-    /// (`IOCB_WAITQ`): what is cached is copied; what is not is read into
-    /// the cache, and if the request must wait for a page before any of it
-    /// is copied, it waits on that page asynchronously and comes back in
-    /// [`DiskDriver::page_ready`] once the page is unlocked, for the caller
-    /// to read it again (from the cache now). The file must have
-    /// [`BackingFile::async_buffered_reads`].
+    /// without waiting for it, as io_uring's buffered reads do (`IOCB_WAITQ`):
+    /// what is cached is copied; what is not is read into the cache, and if the
+    /// request must wait for a page before any of it is copied, it waits on
+    /// that page asynchronously and comes back in
+    /// [`QueueOperations::page_ready`](super::QueueOperations::page_ready) once
+    /// the page is unlocked, for the caller to read it again (from the cache
+    /// now). The file must have [`BackingFile::async_buffered_reads`].
     ///
     /// It may still sleep (the readahead allocates, the filesystem may
     /// read its block map, and the mapping's invalidate lock is taken),
@@ -89,7 +89,7 @@ pub enum CachedRead {
     /// The whole request was read.
     Done(Request),
     /// The request waits for a page; it comes back in
-    /// [`DiskDriver::page_ready`].
+    /// [`QueueOperations::page_ready`](super::QueueOperations::page_ready).
     Waiting,
     /// Not the whole request: a short count, an error, or a wait that
     /// could not be queued. Nothing waits for it.

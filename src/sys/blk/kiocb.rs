@@ -108,19 +108,20 @@ impl Request {
     /// I/O ends.
     ///
     /// Whether the filesystem finishes the I/O at once or later from its
-    /// `ki_complete`, the request then goes to `blk_mq_complete_request`,
-    /// and the driver `T` gets it back, exactly once, in
-    /// [`DiskDriver::direct_done`] with the byte count or the error.
+    /// `ki_complete`, the request then goes to `blk_mq_complete_request`, and
+    /// the driver `T` gets it back, exactly once, in
+    /// [`QueueOperations::direct_done`](super::QueueOperations::direct_done)
+    /// with the byte count or the error.
     ///
-    /// With a `NoWait` `mode` the kiocb also has `IOCB_NOWAIT`, and the
-    /// freeze protection is only tried. If it cannot be had, the file has
-    /// no operation for it, or the bvecs of a several-bio request cannot
-    /// be gathered, nothing is submitted and the request comes back as
-    /// `Err`. Once submitted, any result but the whole request done
-    /// (`EAGAIN` above all, but also an error or a short count, which a
-    /// blocking retry then settles) gives the request
-    /// back in [`DiskDriver::nowait_fallback`] instead, with everything the
-    /// attempt held released.
+    /// With a `NoWait` `mode` the kiocb also has `IOCB_NOWAIT`, and the freeze
+    /// protection is only tried. If it cannot be had, the file has no operation
+    /// for it, or the bvecs of a several-bio request cannot be gathered,
+    /// nothing is submitted and the request comes back as `Err`. Once
+    /// submitted, any result but the whole request done (`EAGAIN` above all,
+    /// but also an error or a short count, which a blocking retry then settles)
+    /// gives the request back in
+    /// [`QueueOperations::nowait_fallback`](super::QueueOperations::nowait_fallback)
+    /// instead, with everything the attempt held released.
     ///
     /// Gathering the bvecs of a several-bio request allocates: call this
     /// inside a [`WorkerScope`](crate::sys::task::WorkerScope) or an

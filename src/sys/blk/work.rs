@@ -21,10 +21,11 @@ extern "C" {
 }
 
 impl Request {
-    /// Hands the request to a worker of `wq`, where the driver `T` gets it
-    /// back in [`DiskDriver::run_queued`], in a context that may sleep.
-    /// The work item is the request's own, in its command, so requests
-    /// handed over run concurrently. May be called from any context.
+    /// Hands the request to a worker of `wq`, where the driver `T` gets it back
+    /// in [`QueueOperations::run_queued`](super::QueueOperations::run_queued),
+    /// in a context that may sleep. The work item is the request's own, in its
+    /// command, so requests handed over run concurrently. May be called from
+    /// any context.
     pub fn queue_work<T: DiskDriver>(self, wq: &IoWorkqueue) {
         let rq = ManuallyDrop::new(self);
         // SAFETY: The request is live and owned by the driver; its command
