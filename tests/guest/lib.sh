@@ -1,6 +1,12 @@
 # Shell functions shared by the guest scripts (tests/guest/run.sh and
 # tests/xfstests/guest.sh). Sourced; REPO and KDIR must be set.
 
+# A kernel splat in dmesg: a bug report, a warning (lockdep's reports begin
+# with "WARNING: possible ..." or "BUG: ..."), KASAN, UBSAN, an oops, a hung
+# task. scripts/vm fails a run whose dmesg has one; run.sh fails the test
+# during which it appeared.
+SPLAT_RE='BUG:|WARNING:|KASAN:|Oops|Call Trace|lockdep is turned off|INFO: task .* blocked|general protection fault|UBSAN:|Kernel panic'
+
 # loop_ko IMPL: the module file of IMPL, "rloop" (ours) or "c" (KDIR's).
 loop_ko() {
     if [ "$1" = c ]; then echo "$KDIR/drivers/block/loop.ko"; else echo "$REPO/loop.ko"; fi

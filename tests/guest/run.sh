@@ -68,13 +68,22 @@ run_test() {
     local name=$1 impl=$2 tag=$2${3:+ $3}
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
-    local log="$LOG/$name.${tag// /.}" t0=$SECONDS
+    local log="$LOG/$name.${tag// /.}" t0=$SECONDS mark="rloop-test: begin $name [$tag]"
+    echo "$mark" >/dev/kmsg
     # Not in a condition: errexit is off in any command that is tested
     # with if, || or &&, subshells included, and every step must count.
     # A trace on its own descriptor shows the step that failed.
     (set -e; exec 9>"$log.trace"; BASH_XTRACEFD=9; PS4='+ ${LINENO}: '; set -x
      "t_$name") >"$log" 2>&1
     local rc=$?
+    # A splat in dmesg since the test began fails it, with the report.
+    local splat; splat=$(dmesg | awk -v m="$mark" 'index($0, m) { b = ""; on = 1 } on { b = b $0 "\n" } END { printf "%s", b }' |
+        grep -E -A12 "$SPLAT_RE" | head -n 40)
+    if [ -n "$splat" ]; then
+        echo "FAIL: kernel splat in dmesg:" >>"$log"
+        echo "$splat" >>"$log"
+        [ $rc != 0 ] || rc=1
+    fi
     times+=("$((SECONDS - t0)) $name [$tag]")
     if [ $rc = 0 ]; then
         pass=$((pass + 1)); echo "ok   $name [$tag] ($((SECONDS - t0))s)"
@@ -781,6 +790,51 @@ t_dio_toggle_under_fio() {
 t_dio_ext4_xfs() {
     load
     fs_roundtrip --direct-io=on
+    unload
+}
+
+# A buffered device read through its own page cache in 4 KiB requests (each
+# small enough for rloop's page-cache reads from queue_rq) by a reader that
+# holds a lock of the same class as the one the backing file's read takes:
+# ext4 on the device on an ext4 file (the upper file's readahead holds its
+# mapping's invalidate_lock, and so would the backing file's), then the
+# device on a block device (a buffered read of the loop device holds its
+# bdev inode's i_rwsem, and so does one of the backing disk). Reads on the
+# submitter's stack must not take the second: the data is the file's, and
+# dmesg has no lockdep report (run_test checks it).
+t_stacked_page_cache_reads() {
+    load
+    mkdir -p /tmp/mnt
+    truncate -s 64M $SCRATCH/img
+    local dev; dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    echo 4 >/sys/block/${dev#/dev/}/queue/max_sectors_kb
+    mkfs.ext4 -q $dev
+    mount $dev /tmp/mnt
+    cp -a /usr/share/doc/bash /tmp/mnt/
+    dd if=/dev/urandom of=/tmp/big bs=1M count=4 status=none
+    cp /tmp/big /tmp/mnt/big
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    diff -r /usr/share/doc/bash /tmp/mnt/bash || die "ext4 on ext4: tree differs"
+    cmp /tmp/mnt/big /tmp/big || die "ext4 on ext4: big file differs"
+    umount /tmp/mnt
+    losetup -d $dev
+    # On a 4 KiB-sector disk, so that the device's blocks are the disk's.
+    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=16 sector_size=4096 || die "scsi_debug"
+    udevadm settle
+    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
+    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    dd if=/dev/urandom of=$SCRATCH/data bs=1M count=16 status=none
+    dd if=$SCRATCH/data of=/dev/$sd bs=1M oflag=direct status=none
+    dev=$(losetup --direct-io=off -f --show /dev/$sd)
+    echo 4 >/sys/block/${dev#/dev/}/queue/max_sectors_kb
+    udevadm settle
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $dev $SCRATCH/data || die "loop on a block device: reads differ"
+    losetup -d $dev
+    udevadm settle
+    rmmod scsi_debug
     unload
 }
 
@@ -1604,7 +1658,7 @@ for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_mi
          block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
          losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
          dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
-         dio_toggle_under_fio dio_ext4_xfs io_error enospc detach_under_load \
+         dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc detach_under_load \
          reconfigure_under_io teardown_race configure_storm ioctl_fuzz backing_lifetime; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
