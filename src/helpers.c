@@ -425,7 +425,7 @@ bool rloop_file_o_direct(struct file *file)
 	return file->f_flags & O_DIRECT;
 }
 
-/* The file's read_iter takes IOCB_WAITQ: it can wait for a page for us. */
+/* The file's buffered read_iter honours IOCB_NOWAIT (as io_uring checks). */
 bool rloop_file_buf_rasync(struct file *file)
 {
 	return file->f_op->fop_flags & FOP_BUFFER_RASYNC;
@@ -612,24 +612,6 @@ void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
 {
 	INIT_WORK(work, fn);
 	queue_work(wq, work);
-}
-
-/* The page wait of a buffered read with IOCB_WAITQ (sys/blk/cached_read.rs). */
-bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key);
-
-/*
- * In the wake function of the page wait, under the page's waitqueue lock:
- * whether the wakeup is for the page and bit waited on, and if so, takes
- * the entry off the queue (once only), as io_async_buf_func().
- */
-bool rloop_page_wake_take(struct wait_queue_entry *wait, void *key)
-{
-	struct wait_page_queue *wpq = container_of(wait, struct wait_page_queue, wait);
-
-	if (!wake_page_match(wpq, key))
-		return false;
-	list_del_init(&wait->entry);
-	return true;
 }
 
 /* The request list of a batching worker (llist.h's inline functions). */

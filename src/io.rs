@@ -40,10 +40,6 @@ impl QueueOperations for LoopDevice {
         Self::finish_rw(rq, result);
     }
 
-    fn page_ready(this: ArcBorrow<'_, Self>, rq: Request) {
-        Self::to_worker(this, rq, false);
-    }
-
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request) {
         this.stats.eagain_fallback();
         Self::to_worker(this, rq, false);

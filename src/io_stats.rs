@@ -9,9 +9,8 @@
 //!   and went to the worker;
 //! - `cached_reads`: buffered reads done whole from `queue_rq`, from the
 //!   backing file's page cache;
-//! - `page_waits`: buffered reads from `queue_rq` that started the read of
-//!   a page into the cache and waited for it asynchronously, then went to
-//!   the worker;
+//! - `cached_misses`: buffered reads tried from `queue_rq` that the page
+//!   cache did not hold whole, up to date, and that went to the worker;
 //! - `worker_ios`: requests run by the worker, whatever the reason;
 //! - `worker_batches`: runs of the batching worker, which takes the
 //!   direct reads and writes and the buffered writes handed to the worker
@@ -49,7 +48,7 @@ pub(crate) struct IoStats {
     eagain_fallbacks: Atomic<u64>,
     worker_ios: Atomic<u64>,
     cached_reads: Atomic<u64>,
-    page_waits: Atomic<u64>,
+    cached_misses: Atomic<u64>,
     worker_batches: Atomic<u64>,
     /// Worker items running now.
     worker_running: Atomic<u64>,
@@ -80,7 +79,7 @@ impl IoStats {
                 eagain_fallbacks: Atomic::new(0),
                 worker_ios: Atomic::new(0),
                 cached_reads: Atomic::new(0),
-                page_waits: Atomic::new(0),
+                cached_misses: Atomic::new(0),
                 worker_batches: Atomic::new(0),
                 worker_running: Atomic::new(0),
                 worker_peak: Atomic::new(0),
@@ -97,7 +96,7 @@ impl IoStats {
                 dir.read_only_file(c"eagain_fallbacks", &s.eagain_fallbacks);
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
                 dir.read_only_file(c"cached_reads", &s.cached_reads);
-                dir.read_only_file(c"page_waits", &s.page_waits);
+                dir.read_only_file(c"cached_misses", &s.cached_misses);
                 dir.read_only_file(c"worker_batches", &s.worker_batches);
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
@@ -186,9 +185,10 @@ impl IoStats {
         self.cached_reads.fetch_add(1, Relaxed);
     }
 
-    /// Counts a buffered read from `queue_rq` that waits for a page.
-    pub(crate) fn page_wait(&self) {
-        self.page_waits.fetch_add(1, Relaxed);
+    /// Counts a buffered read from `queue_rq` that the page cache did not
+    /// hold.
+    pub(crate) fn cached_miss(&self) {
+        self.cached_misses.fetch_add(1, Relaxed);
     }
 
     /// Counts a run of the batching worker.

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Submission from `queue_rq`, on the submitter's own task: direct reads
-//! and writes with `IOCB_NOWAIT`, and small buffered reads from the page
-//! cache (`IOCB_WAITQ`). What cannot be done there goes to the worker.
+//! and writes with `IOCB_NOWAIT`, and small buffered reads of what the
+//! page cache holds. What cannot be done there goes to the worker.
 
 use core::sync::atomic::Ordering;
 
 use crate::device::{IoConfig, LoopDevice};
 use crate::sys::{
-    blk::{CachedRead, ReqOp, Request},
+    blk::{ReqOp, Request},
     task::{self, InlineSubmitScope},
 };
 
@@ -26,8 +26,8 @@ impl LoopDevice {
     /// device or to a regular file with no write waiting for the worker
     /// (writes that allocate blocks get `EAGAIN`, and so would the ones
     /// after them), only on a queue that is nearly idle (`nowait_depth`);
-    /// small buffered reads. Never from inside a filesystem transaction or
-    /// memory reclaim.
+    /// small buffered reads of a regular file. Never from inside a
+    /// filesystem transaction or memory reclaim.
     pub(super) fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
         let write = match rq.op() {
             ReqOp::Read => false,
@@ -38,7 +38,7 @@ impl LoopDevice {
             return Some(rq);
         }
         if !io.direct {
-            if write || !io.file.async_buffered_reads() {
+            if write || !io.regular || !io.file.nowait_buffered_reads() {
                 return Some(rq);
             }
             return self.read_cached(io, rq);
@@ -61,36 +61,34 @@ impl LoopDevice {
         }
     }
 
-    /// Reads `rq` from the page cache from `queue_rq`, without waiting for
-    /// the backing file's I/O: a request that must wait for a page waits
-    /// for it asynchronously, and then goes to the worker, which finds its
-    /// data cached (`page_ready`). Returns the request if it was neither
-    /// read nor left waiting, for the worker.
+    /// Reads `rq` from `queue_rq` if the backing file's page cache holds
+    /// all of it, with no I/O and no sleeping lock
+    /// ([`Request::read_cached`]). Returns the request if it was not read
+    /// whole, for the worker, which reads it again.
     ///
     /// Only small reads, at any queue depth: copying a few pages costs less
-    /// than the hand-off to the worker, and a miss costs only the start of
-    /// its read. A large read is faster in the worker, even one at a time:
-    /// its copy there runs beside the completions of the backing file's
-    /// readahead on the submitter's CPU (in one TCG boot, sequential 1 MiB
-    /// reads fell from 519–546 to 402–419 IOPS when copied here).
+    /// than the hand-off to the worker, and a miss costs only a lookup. A
+    /// large read is faster in the worker, even one at a time: its copy
+    /// there runs beside the completions of the backing file's readahead
+    /// on the submitter's CPU (in one TCG boot, sequential 1 MiB reads fell
+    /// from 519–546 to 402–419 IOPS when copied here).
     fn read_cached(&self, io: &IoConfig, rq: Request) -> Option<Request> {
         if rq.bytes() > SMALL_READ {
             return Some(rq);
         }
         let pos = rq.pos() + io.offset;
         let _scope = InlineSubmitScope::enter();
-        match rq.read_cached::<Self>(&io.file, pos) {
-            CachedRead::Done(rq) => {
+        match rq.read_cached(&io.file, pos) {
+            (rq, true) => {
                 self.stats.cached_read();
                 let bytes = rq.bytes() as usize;
                 Self::finish_rw(rq, Ok(bytes));
                 None
             }
-            CachedRead::Waiting => {
-                self.stats.page_wait();
-                None
+            (rq, false) => {
+                self.stats.cached_miss();
+                Some(rq)
             }
-            CachedRead::NotDone(rq) => Some(rq),
         }
     }
 }

@@ -28,7 +28,6 @@ mod tag_set;
 mod work;
 
 pub use bdev::{BdevClaim, BdevRef, OpenMode};
-pub use cached_read::CachedRead;
 pub use disk::{driver_behind, Disk, DiskParams, DiskRef, QueueFreeze};
 pub use kiocb::DirectMode;
 pub use limits::{Limits, LimitsUpdate};

@@ -239,9 +239,10 @@ impl BackingFile {
         unsafe { rloop_file_can_odirect(self.raw()) }
     }
 
-    /// Whether the file's buffered reads can wait for the page cache
-    /// asynchronously (`FOP_BUFFER_RASYNC`), for [`super::blk::Request::read_cached`].
-    pub fn async_buffered_reads(&self) -> bool {
+    /// Whether the file's buffered reads honour `IOCB_NOWAIT`
+    /// (`FOP_BUFFER_RASYNC`, as io_uring checks), for
+    /// [`super::blk::Request::read_cached`].
+    pub fn nowait_buffered_reads(&self) -> bool {
         // SAFETY: The file is valid.
         unsafe { rloop_file_buf_rasync(self.raw()) }
     }

@@ -34,9 +34,6 @@ pub(super) struct Cmd {
     pub(super) io: MaybeUninit<InFlight>,
     /// The work item of [`Request::queue_work`].
     pub(super) work: bindings::work_struct,
-    /// The page wait of [`Request::read_cached`], queued on a page while
-    /// the request waits for it.
-    pub(super) page_wait: bindings::wait_page_queue,
     /// The link of [`RequestList`].
     pub(super) link: bindings::llist_node,
 }

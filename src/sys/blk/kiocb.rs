@@ -29,6 +29,12 @@ extern "C" {
     fn rloop_iocb_nowait() -> c_int;
 }
 
+/// `IOCB_NOWAIT`, which bindgen cannot evaluate (a cast).
+pub(super) fn iocb_nowait() -> c_int {
+    // SAFETY: Returns a constant.
+    unsafe { rloop_iocb_nowait() }
+}
+
 /// How [`Request::submit_direct`] submits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DirectMode {
@@ -152,8 +158,7 @@ impl Request {
         };
         let mut flags = bindings::IOCB_DIRECT as c_int;
         if nowait {
-            // SAFETY: Returns a constant.
-            flags |= unsafe { rloop_iocb_nowait() };
+            flags |= iocb_nowait();
         }
         let iocb = self.kiocb(&file, pos, flags, Some(Cmd::ki_complete::<T>));
         let raw = self.raw();

@@ -65,13 +65,6 @@ pub trait QueueOperations: Send + Sync + Sized + 'static {
     /// and must take only interrupt-safe locks.
     fn nowait_fallback(this: ArcBorrow<'_, Self>, rq: Request);
 
-    /// A request given to [`Request::read_cached`] that waited for a page
-    /// is ready to read again: the page is unlocked. Runs in the context
-    /// that unlocked it (often the backing device's completion interrupt),
-    /// under the page's waitqueue lock: it must not sleep and must take
-    /// only interrupt-safe locks.
-    fn page_ready(this: ArcBorrow<'_, Self>, rq: Request);
-
     /// A request given to [`Request::queue_work`], in a worker: it may
     /// sleep. `this` is borrowed from the request's queue and is alive
     /// only until `rq` ends: the device may go right after.
