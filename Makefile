@@ -3,7 +3,9 @@
 # rloop: the loop block driver in Rust, built out of tree.
 #
 #   make demo        set up, build, and show the driver in a guest
-#   make check       set up, build, and run every test
+#   make check-quick host tests and one boot of the core guest tests
+#   make check       set up, build, and run every test (what CI runs)
+#   make check-long  every test at full size, for before a release
 #   make bench       the C loop.ko against ours in the guest (BENCHMARKS.md)
 #
 #   make             build loop.ko against KDIR (default: the cached test kernel)
@@ -19,7 +21,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 export PATH := /usr/lib/llvm-19/bin:$(PATH)
 
 .PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy doc \
-	host-test demo check bench
+	host-test demo check check-quick check-long bench
 
 all: modules
 
@@ -66,10 +68,15 @@ host-test:
 demo: setup
 	scripts/demo
 
-# DRIVER=c runs the guest suite on the C loop.ko, DRIVER=both on both.
+# The three tiers of scripts/check (README.md, "Tests"). DRIVER=c runs the
+# guest suite on the C loop.ko, DRIVER=both on both.
 DRIVER ?= rloop
 check: setup
-	DRIVER=$(DRIVER) scripts/check
+	DRIVER=$(DRIVER) TIER=check scripts/check
+check-quick: setup
+	DRIVER=$(DRIVER) TIER=quick scripts/check
+check-long: setup
+	DRIVER=$(DRIVER) TIER=long scripts/check
 
 # The benchmark, in its own boot of the bench kernel: not part of check.
 bench:

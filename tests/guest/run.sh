@@ -1,7 +1,15 @@
 #!/bin/bash
 # The guest test suite. Runs as root inside scripts/vm, on the test kernel:
 #
-#   tests/guest/run.sh --kdir KDIR [--driver rloop|c|both] [TEST...]
+#   tests/guest/run.sh --kdir KDIR [--driver rloop|c|both]
+#                      [--tier quick|check|long] [TEST...]
+#
+# The tier (default check) picks the tests and their sizes: quick, the
+# core attach, I/O, detach and direct I/O tests, for every edit; check,
+# every test, at the sizes CI can afford (what make check and CI run);
+# long, every test at full size, the 100,000-call ioctl fuzzer, and the
+# direct I/O tests once more with NOWAIT submission off. README.md,
+# "Tests", lists what each tier adds.
 #
 # Each test starts and ends with no loop module loaded. Every test holds for
 # the C driver too, the reference: --driver c runs the suite against the C
@@ -10,15 +18,17 @@
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
-KDIR= DRIVER=rloop
+KDIR= DRIVER=rloop TIER=check
 while [ $# -gt 0 ]; do
     case "$1" in
         --kdir) KDIR=$2; shift 2 ;;
         --driver) DRIVER=$2; shift 2 ;;
+        --tier) TIER=$2; shift 2 ;;
         *) break ;;
     esac
 done
 [ -n "$KDIR" ] || { echo "run.sh: --kdir is required" >&2; exit 2; }
+case "$TIER" in quick|check|long) ;; *) echo "run.sh: no tier '$TIER'" >&2; exit 2 ;; esac
 ONLY=("$@")
 
 . "$REPO/tests/guest/lib.sh"
@@ -48,6 +58,9 @@ settle() {
 }
 
 die() { echo "FAIL: $*"; return 1; }
+# sz LONG CHECK: a size or a count of a soak, LONG in the long tier and
+# CHECK in the others. CHECK still meets every bound the test checks.
+sz() { if [ "$TIER" = long ]; then echo "$1"; else echo "$2"; fi; }
 # expect WANT CMD...: CMD's stdout (loopctl prints "ok N" or "err ENAME").
 expect() {
     local want=$1; shift
@@ -738,7 +751,7 @@ t_dio_fio_verify() {
     # 4k and 1M mixed, random reads and writes; libaio at depth 32, then
     # four psync jobs through the device's page cache, whose writeback
     # merges into requests of several bios.
-    fio --name=aio --filename=$dev --size=48M --rw=randrw --bssplit=4k/50:1M/50 \
+    fio --name=aio --filename=$dev --size=$(sz 48M 24M) --rw=randrw --bssplit=4k/50:1M/50 \
         --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --do_verify=1 \
         --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
         die "fio libaio verify failed: $(tail -5 /tmp/fio.out)"
@@ -776,7 +789,7 @@ t_dio_toggle_under_fio() {
     load
     truncate -s 128M $SCRATCH/img
     local dev; dev=$(losetup -f --show $SCRATCH/img)
-    fio_verify_bg $dev 48M 16; local fio_pid=$! n=0
+    fio_verify_bg $dev $(sz 48M 24M) 16; local fio_pid=$! n=0
     while kill -0 $fio_pid 2>/dev/null; do
         LOOPCTL_DEV $dev set-direct-io $((n % 2 == 0)) >/dev/null || die "toggle $n failed"
         n=$((n + 1))
@@ -959,14 +972,14 @@ unbound() { [ "$(cat /sys/block/$1/size)" = 0 ]; }
 # its write and its verify phases, which would detach it in between.
 t_detach_under_load() {
     load
-    local how dio dev fio_pid w0 w1 i t0
+    local how dio dev fio_pid w0 w1 i t0 more
     for how in clr losetup; do
         for dio in off on; do
             truncate -s 128M $SCRATCH/img
             dev=$(losetup --direct-io=$dio -f --show $SCRATCH/img)
             exec 8<$dev
             w0=$(write_ios loop0)
-            timeout 600 fio --name=v --filename=$dev --size=32M --rw=randwrite --bs=4k \
+            timeout 600 fio --name=v --filename=$dev --size=$(sz 32M 16M) --rw=randwrite --bs=4k \
                 --ioengine=libaio --iodepth=32 --direct=1 --verify=crc32c --do_verify=1 \
                 --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 &
             fio_pid=$!
@@ -979,9 +992,9 @@ t_detach_under_load() {
             # unbound state did, found by CI). Read-only: LOOP_CLR_FD
             # needs no write access, as in C.
             if [ $how = clr ]; then
-                t0=$SECONDS
-                for i in $(seq 49); do expect "ok 0" "$LOOPCTL" dev-ro $dev clr; done
-                echo "note: dio=$dio: 49 more LOOP_CLR_FD in $((SECONDS - t0)) s, $(($(write_ios loop0) - w1)) writes"
+                t0=$SECONDS more=$(sz 49 19)
+                for i in $(seq $more); do expect "ok 0" "$LOOPCTL" dev-ro $dev clr; done
+                echo "note: dio=$dio: $more more LOOP_CLR_FD in $((SECONDS - t0)) s, $(($(write_ios loop0) - w1)) writes"
             fi
             t0=$SECONDS
             sysfs_eq /sys/block/loop0/loop/autoclear 1
@@ -1054,7 +1067,7 @@ t_cached_reads() {
     # cache, and the same reads verified again: those that miss go to the
     # worker.
     local b0 batches; b0=$(nowait_stat loop0 worker_batches)
-    fio_rw $dev 32M
+    fio_rw $dev $(sz 32M 16M)
     # Buffered writes to a regular file go to the batching worker.
     batches=$(($(nowait_stat loop0 worker_batches) - b0))
     [ "$batches" -ge 1 ] || die "buffered writes: no run of the batching worker"
@@ -1063,7 +1076,7 @@ t_cached_reads() {
     sync
     echo 3 >/proc/sys/vm/drop_caches
     cached_io_marks
-    fio_rw $dev 32M --verify_only
+    fio_rw $dev $(sz 32M 16M) --verify_only
     cached_io_counts "random reads, file not cached"
     [ "$MISSES" -ge 100 ] || die "only $MISSES misses reading an uncached file"
     echo 3 >/proc/sys/vm/drop_caches
@@ -1099,7 +1112,7 @@ t_nowait_paths() {
     local h0 w0 f0 n0 hits worker fb n
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios)
     f0=$(nowait_stat loop0 eagain_fallbacks); n0=$(done_ios loop0)
-    fio_rw $dev 32M
+    fio_rw $dev $(sz 32M 16M)
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     fb=$(($(nowait_stat loop0 eagain_fallbacks) - f0)); n=$(($(done_ios loop0) - n0))
     echo "note: nowait on: $n I/Os, $hits NOWAIT hits, $fb EAGAIN fallbacks, $worker in the worker"
@@ -1116,7 +1129,7 @@ t_nowait_paths() {
     sysfs_eq /sys/block/loop0/loop/nowait 0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios); n0=$(done_ios loop0)
     local b0 batches; b0=$(nowait_stat loop0 worker_batches)
-    fio_rw $dev 32M
+    fio_rw $dev $(sz 32M 16M)
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     n=$(($(done_ios loop0) - n0)); batches=$(($(nowait_stat loop0 worker_batches) - b0))
     echo "note: nowait off: $n I/Os, $hits NOWAIT hits, $worker in the worker, in $batches batches"
@@ -1172,7 +1185,7 @@ nowait_fault_dev() {
 # allocate and so get EAGAIN from the filesystem itself.
 t_nowait_forced_eagain() {
     local dev; nowait_fault_dev 3
-    fio_verify_bg $dev 48M 32; local fio_pid=$!
+    fio_verify_bg $dev $(sz 48M 24M) 32; local fio_pid=$!
     wait $fio_pid || die "fio verify failed with forced EAGAIN: $(tail -5 /tmp/fio.out)"
     local hits fb worker
     hits=$(nowait_stat loop0 nowait_hits); fb=$(nowait_stat loop0 eagain_fallbacks)
@@ -1191,7 +1204,7 @@ t_nowait_forced_eagain() {
     rm -f $SCRATCH/img; truncate -s 64M $SCRATCH/img
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     local f0; f0=$(nowait_stat loop0 eagain_fallbacks)
-    fio_verify_bg $dev 48M 32; fio_pid=$!
+    fio_verify_bg $dev $(sz 48M 24M) 32; fio_pid=$!
     wait $fio_pid || die "fio verify failed on a sparse file: $(tail -5 /tmp/fio.out)"
     fb=$(($(nowait_stat loop0 eagain_fallbacks) - f0))
     echo "note: sparse file: $fb EAGAIN fallbacks"
@@ -1229,7 +1242,7 @@ t_nowait_depth() {
             echo $depth >$d/nowait_depth
             echo $fail >$d/fail_nowait_every
             h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
-            fio_verify_bg $dev 48M 32; fio_pid=$!
+            fio_verify_bg $dev $(sz 48M 24M) 32; fio_pid=$!
             peak=0 samples=0
             while kill -0 $fio_pid 2>/dev/null; do
                 now=$(cat $d/nowait_inflight)
@@ -1312,7 +1325,7 @@ t_nowait_depth() {
 # agree, and the device detaches at the last close.
 t_nowait_toggle_detach_race() {
     local dev; nowait_fault_dev 5
-    fio_verify_bg $dev 48M 32; local fio_pid=$! n=0
+    fio_verify_bg $dev $(sz 48M 24M) 32; local fio_pid=$! n=0
     while kill -0 $fio_pid 2>/dev/null; do
         case $((n % 3)) in
             0) LOOPCTL_DEV $dev set-direct-io $(((n / 3) % 2)) >/dev/null || die "DIO toggle $n failed" ;;
@@ -1326,7 +1339,7 @@ t_nowait_toggle_detach_race() {
     echo 1 >/sys/block/loop0/loop/nowait
     exec 8<$dev
     local w0; w0=$(write_ios loop0)
-    fio_verify_bg $dev 32M 32; fio_pid=$!
+    fio_verify_bg $dev $(sz 32M 16M) 32; fio_pid=$!
     wait_until 120 "fio's first write" written_since loop0 $w0
     losetup -d $dev
     wait $fio_pid || die "fio failed after the detach: $(tail -5 /tmp/fio.out)"
@@ -1419,7 +1432,7 @@ t_hw_queues() {
     dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
     [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
     buffered_overlap ${dev#/dev/}
-    local fio_pid; fio_verify_bg $dev 64M 32; fio_pid=$!
+    local fio_pid; fio_verify_bg $dev $(sz 64M 24M) 32; fio_pid=$!
     fio_verified $fio_pid $dev 1 run 1
     losetup -d $dev
     unload
@@ -1450,7 +1463,7 @@ t_queue_settings() {
         if echo "$bad" >$d/nr_hw_queues 2>/dev/null; then die "nr_hw_queues '$bad' taken"; fi
     done
     sysfs_eq $d/nr_hw_queues 1
-    fio_verify_bg $dev 48M 16; fio_pid=$!
+    fio_verify_bg $dev $(sz 48M 24M) 16; fio_pid=$!
     sleep 2
     # 0: one per CPU, as the module parameter.
     echo 0 >$d/nr_hw_queues
@@ -1503,7 +1516,7 @@ t_reconfigure_under_io() {
 # works or fails cleanly, and the module unloads at the end.
 t_teardown_race() {
     mkimg $SCRATCH/img 1
-    (for r in $(seq 10); do
+    (for r in $(seq $(sz 10 5)); do
         loaded || insmod "$(ko)" 2>/dev/null || continue
         d=$(losetup -f --show $SCRATCH/img 2>/dev/null) || continue
         # Bound, the module cannot go: the data must read back.
@@ -1519,7 +1532,7 @@ t_teardown_race() {
     echo "note: rmmod succeeded $removed times during the attaches"
     loaded || load
     expect "ok 1" "$LOOPCTL" add 1
-    (for r in $(seq 40); do "$LOOPCTL" remove 1 || true; "$LOOPCTL" add 1 || true; done) >/tmp/race.ctl 2>&1 &
+    (for r in $(seq $(sz 40 20)); do "$LOOPCTL" remove 1 || true; "$LOOPCTL" add 1 || true; done) >/tmp/race.ctl 2>&1 &
     local ctl=$!
     while kill -0 $ctl 2>/dev/null; do
         dd if=/dev/loop1 of=/dev/null bs=4k count=1 status=none 2>/dev/null || true
@@ -1553,13 +1566,29 @@ t_configure_storm() {
     unload
 }
 
-# FUZZ_CALLS (default 100000) random ioctls from two threads, seeded with
-# FUZZ_SEED (fixed by default; e.g. scripts/vm -- env FUZZ_SEED=7
-# FUZZ_CALLS=1000000 tests/guest/run.sh ... ioctl_fuzz for more), with
+# FUZZ_CALLS (default 100000 in the long tier, else 10000) random ioctls
+# from two threads, seeded with FUZZ_SEED (fixed by default; e.g.
+# scripts/vm -- env FUZZ_SEED=7 FUZZ_CALLS=1000000 tests/guest/run.sh ...
+# ioctl_fuzz for more), with
 # random arguments and structure contents, in whatever states the devices
 # reach; then every device detaches and works, and the module unloads.
-FUZZ_CALLS=${FUZZ_CALLS:-100000}
+FUZZ_CALLS=${FUZZ_CALLS:-$(sz 100000 10000)}
 FUZZ_SEED=${FUZZ_SEED:-20261126}
+# What 10,000 calls must reach, command:result: every command, and each
+# result that 10,000 calls of the fixed seed met at least 10 times
+# (rarer ones, such as a LOOP_CONFIGURE that binds, are left to the long
+# tier's 100,000). A fuzzer that stops reaching a path fails here.
+FUZZ_MUST="SET_FD:EBADF SET_FD:EBUSY SET_FD:EINVAL CLR_FD:ENXIO CLR_FD:ok
+  SET_STATUS:EFAULT SET_STATUS:ENXIO SET_STATUS:EOVERFLOW SET_STATUS:ok
+  GET_STATUS:EFAULT GET_STATUS:EINVAL GET_STATUS:ENXIO GET_STATUS:EOVERFLOW GET_STATUS:ok
+  SET_STATUS64:EFAULT SET_STATUS64:EINVAL SET_STATUS64:ENXIO SET_STATUS64:EOVERFLOW SET_STATUS64:ok
+  GET_STATUS64:EFAULT GET_STATUS64:EINVAL GET_STATUS64:ENXIO GET_STATUS64:ok
+  CHANGE_FD:EBADF CHANGE_FD:EINVAL CHANGE_FD:ENXIO CHANGE_FD:ok
+  SET_CAPACITY:ENXIO SET_CAPACITY:ok SET_DIRECT_IO:EINVAL SET_DIRECT_IO:ENXIO SET_DIRECT_IO:ok
+  SET_BLOCK_SIZE:EINVAL SET_BLOCK_SIZE:ENXIO SET_BLOCK_SIZE:ok
+  CONFIGURE:EBADF CONFIGURE:EBUSY CONFIGURE:EFAULT CONFIGURE:EINVAL
+  CTL_ADD:EEXIST CTL_ADD:ok CTL_REMOVE:EBUSY CTL_REMOVE:ENODEV CTL_REMOVE:ok CTL_GET_FREE:ok
+  other:EINVAL other:ENOSYS read:ok write:ok write:EBADF write:EPERM write:ENOSPC"
 t_ioctl_fuzz() {
     load
     mkimg $SCRATCH/img 4
@@ -1568,10 +1597,17 @@ t_ioctl_fuzz() {
     timeout 1200 "$LOOPCTL" fuzz $FUZZ_SEED $FUZZ_CALLS 2 $SCRATCH/img $SCRATCH/img2 >/tmp/fuzz.out 2>&1 ||
         die "fuzzer (seed $FUZZ_SEED) failed: $(cat /tmp/fuzz.out)"
     sed 's/^/note: /' /tmp/fuzz.out
+    if [ "$FUZZ_CALLS" -ge 10000 ]; then
+        local pair missing=
+        for pair in $FUZZ_MUST; do
+            grep -q "^fuzz by command:.* $pair=" /tmp/fuzz.out || missing+=" $pair"
+        done
+        [ -z "$missing" ] || die "$FUZZ_CALLS calls did not reach:$missing"
+    fi
     # Each bind, unbind, resize, add and remove is a uevent, and udevd under
     # TCG can be minutes behind after 100,000 calls.
     local t0=$SECONDS
-    settle 900
+    settle $(sz 900 300)
     echo "note: udev settled $((SECONDS - t0)) s after the fuzzer"
     losetup -D
     wait_until 30 "the devices to detach" bash -c '[ -z "$(losetup -l -n)" ]'
@@ -1663,35 +1699,44 @@ no_loop_autoload || { echo "run.sh: cannot stop modprobe from loading loop"; exi
 mkdir -p $SCRATCH
 mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratch disk"; exit 2; }
 
-for t in insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors \
-         bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices \
-         probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound \
-         attach_read_write status_offset_ro autoclear ioctl_errors set_capacity \
-         block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd \
-         losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify \
-         dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify \
-         dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc detach_under_load \
-         reconfigure_under_io teardown_race configure_storm ioctl_fuzz backing_lifetime; do
+# Every test of both drivers, in order; the quick tier runs QUICK only.
+ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
+     bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices
+     probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound
+     attach_read_write status_offset_ro autoclear ioctl_errors set_capacity
+     block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd
+     losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify
+     dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify
+     dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc
+     detach_under_load reconfigure_under_io teardown_race configure_storm ioctl_fuzz
+     backing_lifetime)
+QUICK=(losetup_f attach_read_write autoclear change_fd read_past_eof dio_min_size)
+# rloop's own features, which C does not have.
+RLOOP_ONLY=(nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race
+            nowait_extent_lookup cached_reads hw_queues queue_settings)
+# The direct I/O data path once more with NOWAIT submission off, so that
+# the worker path of direct I/O is covered as well: its data and error
+# paths in check, its races too in long.
+if [ "$TIER" = long ]; then
+    NOWAIT_OFF=(dio_fio_verify dio_toggle_under_fio dio_ext4_xfs detach_under_load
+                reconfigure_under_io io_error)
+else
+    NOWAIT_OFF=(dio_fio_verify io_error)
+fi
+if [ "$TIER" = quick ]; then ALL=("${QUICK[@]}"); RLOOP_ONLY=(); NOWAIT_OFF=(); fi
+
+echo "tier $TIER, driver $DRIVER"
+for t in "${ALL[@]}"; do
     case "$DRIVER" in
         c) run_test "$t" c ;;
         rloop) run_test "$t" rloop ;;
         *) run_test "$t" c; run_test "$t" rloop ;;
     esac
 done
-
-# rloop's own features, which C does not have.
 if [ "$DRIVER" != c ]; then
-    for t in nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race \
-             nowait_extent_lookup cached_reads hw_queues queue_settings; do
-        run_test "$t" rloop
-    done
-    # The direct I/O data path once more with NOWAIT submission off, so
-    # that the worker path of DIO is covered as well.
+    for t in "${RLOOP_ONLY[@]}"; do run_test "$t" rloop; done
     LOAD_ARGS=nowait=0
-    for t in dio_fio_verify dio_toggle_under_fio dio_ext4_xfs detach_under_load \
-             reconfigure_under_io io_error; do
-        run_test "$t" rloop nowait=0
-    done
+    for t in "${NOWAIT_OFF[@]}"; do run_test "$t" rloop nowait=0; done
     LOAD_ARGS=
 fi
 

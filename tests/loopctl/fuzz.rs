@@ -298,13 +298,36 @@ const DEVICE_CMDS: [u32; 11] = [
     uapi::LOOP_CONFIGURE,
 ];
 
-/// Counts of results: "ok" or an errno name, to the number of calls.
-type Tally = BTreeMap<String, u64>;
+/// Counts of results by command: (the command's name, "ok" or an errno
+/// name) to the number of calls.
+type Tally = BTreeMap<(&'static str, String), u64>;
+
+/// The name of a loop command, as the uapi spells it without `LOOP_`;
+/// "other" for any other number.
+fn cmd_name(cmd: u32) -> &'static str {
+    match cmd {
+        uapi::LOOP_SET_FD => "SET_FD",
+        uapi::LOOP_CLR_FD => "CLR_FD",
+        uapi::LOOP_SET_STATUS => "SET_STATUS",
+        uapi::LOOP_GET_STATUS => "GET_STATUS",
+        uapi::LOOP_SET_STATUS64 => "SET_STATUS64",
+        uapi::LOOP_GET_STATUS64 => "GET_STATUS64",
+        uapi::LOOP_CHANGE_FD => "CHANGE_FD",
+        uapi::LOOP_SET_CAPACITY => "SET_CAPACITY",
+        uapi::LOOP_SET_DIRECT_IO => "SET_DIRECT_IO",
+        uapi::LOOP_SET_BLOCK_SIZE => "SET_BLOCK_SIZE",
+        uapi::LOOP_CONFIGURE => "CONFIGURE",
+        uapi::LOOP_CTL_ADD => "CTL_ADD",
+        uapi::LOOP_CTL_REMOVE => "CTL_REMOVE",
+        uapi::LOOP_CTL_GET_FREE => "CTL_GET_FREE",
+        _ => "other",
+    }
+}
 
 /// One call on a device (or, about one time in sixteen, on the control
 /// device: adding and removing disks is slow).
 fn one_call(rng: &mut Rng, files: &mut Files, tally: &mut Tally) -> Result<(), String> {
-    let r = if rng.chance(6) {
+    let (cmd, r) = if rng.chance(6) {
         let cmd = match rng.below(10) {
             0..=2 => uapi::LOOP_CTL_ADD,
             3..=5 => uapi::LOOP_CTL_REMOVE,
@@ -316,7 +339,10 @@ fn one_call(rng: &mut Rng, files: &mut Files, tally: &mut Tally) -> Result<(), S
         } else {
             rng.below(DEVICES + 2)
         };
-        crate::ioctl(files.control.as_raw_fd(), cmd, arg as libc::c_ulong)
+        (
+            cmd,
+            crate::ioctl(files.control.as_raw_fd(), cmd, arg as libc::c_ulong),
+        )
     } else {
         let i = rng.below(DEVICES) as usize;
         if files.devices[i].is_none() || rng.chance(5) {
@@ -324,7 +350,7 @@ fn one_call(rng: &mut Rng, files: &mut Files, tally: &mut Tally) -> Result<(), S
             files.reopen(rng, i);
         }
         let Some(dev) = &files.devices[i] else {
-            *tally.entry("no device".into()).or_default() += 1;
+            *tally.entry(("open", "absent".into())).or_default() += 1;
             return Ok(());
         };
         let fd = dev.as_raw_fd();
@@ -353,9 +379,9 @@ fn one_call(rng: &mut Rng, files: &mut Files, tally: &mut Tally) -> Result<(), S
         };
         let r = crate::ioctl(fd, cmd, arg);
         drop(keep);
-        r
+        (cmd, r)
     };
-    count(r, tally)
+    count(cmd_name(cmd), r, tally)
 }
 
 /// A read or a write of a device, at a random aligned place near its start.
@@ -363,15 +389,22 @@ fn io(rng: &mut Rng, fd: RawFd, tally: &mut Tally) -> Result<(), String> {
     let mut buf = vec![0u8; 4096];
     let off = (rng.below(256) * 4096) as libc::off_t;
     // SAFETY: `buf` is valid for 4096 bytes for the duration of the call.
-    let n = unsafe {
+    let (what, n) = unsafe {
         if rng.chance(50) {
-            libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off)
+            (
+                "read",
+                libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off),
+            )
         } else {
             rng.fill(&mut buf);
-            libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off)
+            (
+                "write",
+                libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off),
+            )
         }
     };
     count(
+        what,
         if n < 0 {
             Err(crate::last_errno())
         } else {
@@ -381,13 +414,13 @@ fn io(rng: &mut Rng, fd: RawFd, tally: &mut Tally) -> Result<(), String> {
     )
 }
 
-fn count(r: Result<i64, i32>, tally: &mut Tally) -> Result<(), String> {
+fn count(what: &'static str, r: Result<i64, i32>, tally: &mut Tally) -> Result<(), String> {
     let key = match r {
         Ok(_) => "ok".to_string(),
-        Err(e) if e >= 512 => return Err(format!("kernel-internal errno {e} leaked")),
+        Err(e) if e >= 512 => return Err(format!("{what}: kernel-internal errno {e} leaked")),
         Err(e) => crate::errno_name(e),
     };
-    *tally.entry(key).or_default() += 1;
+    *tally.entry((what, key)).or_default() += 1;
     Ok(())
 }
 
@@ -424,7 +457,17 @@ pub(crate) fn run(seed: u64, calls: u64, threads: u64, paths: &[String]) -> Resu
     })?;
     let total = total.into_inner().map_err(|_| "poisoned")?;
     let n: u64 = total.values().sum();
-    let parts: Vec<String> = total.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut by_result = BTreeMap::<&str, u64>::new();
+    for ((_, r), v) in &total {
+        *by_result.entry(r).or_default() += v;
+    }
+    let parts: Vec<String> = by_result.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("fuzz seed={seed} calls={n} {}", parts.join(" "));
+    // One word per command and result, for the guest test's coverage check.
+    let pairs: Vec<String> = total
+        .iter()
+        .map(|((c, r), v)| format!("{c}:{r}={v}"))
+        .collect();
+    println!("fuzz by command: {}", pairs.join(" "));
     Ok(())
 }
