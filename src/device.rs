@@ -16,6 +16,7 @@
 //! - [`crate::io`]: a request's path from `queue_rq` to its end.
 
 mod attach;
+pub(crate) use attach::init_chain_lock;
 mod ioctl;
 mod limits;
 mod status;
@@ -100,10 +101,19 @@ pub(crate) struct IoConfig {
     pub(crate) direct: bool,
     /// The file is a regular file (else a block device).
     pub(crate) regular: bool,
+    /// The device is read-only (`LO_FLAGS_READ_ONLY`): requests that
+    /// write fail, and the file is never written.
+    pub(crate) read_only: bool,
 }
 
 impl IoConfig {
-    fn new(file: &BackingFile, offset: u64, discard: bool, direct: bool) -> Result<Arc<Self>> {
+    fn new(
+        file: &BackingFile,
+        offset: u64,
+        discard: bool,
+        direct: bool,
+        read_only: bool,
+    ) -> Result<Arc<Self>> {
         Arc::new(
             Self {
                 file: file.clone_ref(),
@@ -111,6 +121,7 @@ impl IoConfig {
                 discard,
                 direct,
                 regular: matches!(file.kind(), FileKind::Regular),
+                read_only,
             },
             GFP_KERNEL,
         )
@@ -295,7 +306,7 @@ impl LoopDevice {
     fn remake_io(&self, offset: u64, direct: bool) -> Result<Option<Arc<IoConfig>>> {
         let current = self.io.lock().clone();
         current
-            .map(|io| IoConfig::new(&io.file, offset, io.discard, direct))
+            .map(|io| IoConfig::new(&io.file, offset, io.discard, direct, io.read_only))
             .transpose()
     }
 

@@ -71,6 +71,12 @@ impl QueueOperations for LoopDevice {
         let Some(io) = io else {
             return rq.end(BlkStatus::io_error());
         };
+        // A read-only device never writes its file, as `loop_handle_cmd()`:
+        // the block core lets a write to a read-only disk through, with a
+        // warning, and the file may be open read-only.
+        if io.read_only && rq.op().writes() {
+            return rq.end(BlkStatus::io_error());
+        }
         if let Some(rq) = this.try_nowait(&io, rq) {
             let batch = match rq.op() {
                 ReqOp::Read => io.direct,

@@ -76,6 +76,8 @@ struct LoopModule {
 impl kernel::InPlaceModule for LoopModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            // SAFETY: Once, here, before any device exists.
+            unsafe { device::init_chain_lock() };
             let max_loop = module_parameters::max_loop.value();
             let layout = Layout::new(
                 max_loop,

@@ -5,7 +5,11 @@
 //! `LOOP_CHANGE_FD`, `LOOP_CLR_FD` and the detach at last close
 //! (`__loop_clr_fd()`).
 
-use kernel::{pr_warn, prelude::*, sync::MutexGuard};
+use kernel::{
+    pr_warn,
+    prelude::*,
+    sync::{GlobalGuard, MutexGuard},
+};
 
 use super::limits::{
     capacity, check_backing_file, check_info, dio_align_of, dio_flags, discard_limits, is_direct,
@@ -20,6 +24,38 @@ use crate::sys::{
 };
 use crate::uapi::{self, LoopConfig};
 
+kernel::sync::global_lock! {
+    // SAFETY: Initialised by `init_chain_lock`, in the module's init, before
+    // any device exists.
+    unsafe(uninit) static CHAIN_LOCK: Mutex<()> = ();
+}
+
+/// Initialises the lock of the chain check, as `loop_validate_mutex`.
+///
+/// # Safety
+///
+/// Called once, in the module's init, before any device exists.
+pub(crate) unsafe fn init_chain_lock() {
+    // SAFETY: Called once, before first use, by the function's contract.
+    unsafe { CHAIN_LOCK.init() };
+}
+
+/// A device's lock, taken once its new file's chain of loop devices was
+/// found valid, and, when that file is a loop device, the module-wide lock
+/// of the chain check (`loop_global_lock_killable()`): no other attach or
+/// change of file can alter the chain until both go, so that two of them
+/// racing cannot form a cycle.
+///
+/// # Invariants
+///
+/// `_chain` is held whenever the file checked is a loop device, from before
+/// its chain was walked.
+pub(super) struct Validated<'a> {
+    // Dropped first, as `loop_global_unlock()` unlocks.
+    pub(super) inner: MutexGuard<'a, Inner>,
+    _chain: Option<GlobalGuard<CHAIN_LOCK>>,
+}
+
 impl LoopDevice {
     // --- attach -------------------------------------------------------------
 
@@ -28,10 +64,11 @@ impl LoopDevice {
         let file = BackingFile::from_fd(config.fd)?;
         check_backing_file(&file)?;
         // The errno order of C: EBUSY before the checks of the file.
-        let mut inner = self.lock_validated(&file, disk, |inner| match inner.state {
+        let mut locked = self.lock_validated(&file, disk, |inner| match inner.state {
             State::Unbound => Ok(()),
             _ => Err(EBUSY),
         })?;
+        let inner = &mut locked.inner;
         if config.info.lo_flags & !uapi::LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
             return Err(EINVAL);
         }
@@ -63,6 +100,7 @@ impl LoopDevice {
             config.info.lo_offset,
             limits.discard_sectors != 0,
             direct,
+            flags & uapi::LO_FLAGS_READ_ONLY != 0,
         )?;
 
         disk.suppress_uevents(true);
@@ -90,13 +128,13 @@ impl LoopDevice {
         self.set_io(Some(io));
         disk.set_capacity(sectors);
         let partscan = flags & uapi::LO_FLAGS_PARTSCAN != 0;
-        self.set_state(&mut inner, State::Bound(binding));
+        self.set_state(inner, State::Bound(binding));
         if partscan {
             disk.set_part_scan(true);
         }
         disk.suppress_uevents(false);
         disk.uevent_change();
-        drop(inner);
+        drop(locked);
         if partscan {
             self.rescan(disk, false);
         }
@@ -104,8 +142,9 @@ impl LoopDevice {
     }
 
     /// Locks the device once `file`'s chain of loop devices is found valid
-    /// ([`Self::validate_chain`]). The walk takes the other devices' locks,
-    /// so it runs without this one's: `check` runs on the state before the
+    /// ([`Self::validate_chain`]), under the chain lock if `file` is a loop
+    /// device ([`Validated`]). The walk takes the other devices' locks, so
+    /// it runs without this one's: `check` runs on the state before the
     /// walk, for the errno order of C, and again after it, under the lock
     /// returned, since the state may have changed meanwhile.
     fn lock_validated(
@@ -113,12 +152,17 @@ impl LoopDevice {
         file: &BackingFile,
         disk: &DiskRef,
         check: impl Fn(&mut Inner) -> Result,
-    ) -> Result<MutexGuard<'_, Inner>> {
+    ) -> Result<Validated<'_>> {
+        let chain = driver_behind::<LoopDevice>(file).map(|_| CHAIN_LOCK.lock());
         check(&mut self.inner.lock())?;
         self.validate_chain(file, disk)?;
         let mut inner = self.inner.lock();
         check(&mut inner)?;
-        Ok(inner)
+        // INVARIANT: `chain` was taken above if `file` is a loop device.
+        Ok(Validated {
+            inner,
+            _chain: chain,
+        })
     }
 
     /// Refuses the device itself, and chains of loop devices that are not
@@ -229,13 +273,13 @@ impl LoopDevice {
 
     /// The locked part of `change_fd`; returns whether to rescan partitions.
     pub(super) fn swap_file(&self, disk: &DiskRef, file: BackingFile) -> Result<bool> {
-        let mut inner = self.lock_validated(&file, disk, |inner| {
+        let mut locked = self.lock_validated(&file, disk, |inner| {
             match bound(inner)?.flags & uapi::LO_FLAGS_READ_ONLY {
                 0 => Err(EINVAL),
                 _ => Ok(()),
             }
         })?;
-        let b = bound(&mut inner)?;
+        let b = bound(&mut locked.inner)?;
         let old_size = b.file.size().unwrap_or(0);
         let new_size = file.size().unwrap_or(0);
         if uapi::device_sectors(new_size, b.offset, b.sizelimit)
@@ -252,7 +296,14 @@ impl LoopDevice {
         }
         let flags = dio_flags(flags, &file, dio_align, disk.logical_block_size(), b.offset);
         let direct = is_direct(flags);
-        let io = IoConfig::new(&file, b.offset, discard_limits(&file).0 != 0, direct)?;
+        let read_only = flags & uapi::LO_FLAGS_READ_ONLY != 0;
+        let io = IoConfig::new(
+            &file,
+            b.offset,
+            discard_limits(&file).0 != 0,
+            direct,
+            read_only,
+        )?;
         disk.force_media_change();
         let old = {
             let _frozen = disk.freeze();
@@ -262,7 +313,7 @@ impl LoopDevice {
             core::mem::replace(&mut b.file, file)
         };
         let partscan = b.flags & uapi::LO_FLAGS_PARTSCAN != 0;
-        drop(inner);
+        drop(locked);
         // The old file goes outside the lock: its last fput can take
         // open_mutex.
         drop(old);

@@ -165,7 +165,12 @@ impl LoopDevice {
         if disk.logical_block_size() as usize == arg {
             return Ok(());
         }
-        let bsize = u32::try_from(arg).map_err(|_| EINVAL)?;
+        // 0 asks for the default, as `loop_default_blocksize()`: the direct
+        // I/O size on a direct I/O device (which keeps direct I/O), else 512.
+        let bsize = match arg {
+            0 => b.dio_align.default_block_size(is_direct(b.flags)),
+            _ => u32::try_from(arg).map_err(|_| EINVAL)?,
+        };
         disk.sync_and_invalidate();
         // A smaller block size can rule direct I/O out.
         let flags = dio_flags(b.flags, &b.file, b.dio_align, bsize, b.offset);

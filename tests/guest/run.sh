@@ -359,6 +359,33 @@ t_status_offset_ro() {
     unload
 }
 
+# A read-only device never writes its backing file, as loop_handle_cmd():
+# a write, a discard and a write-zeroes bio from a kernel module (the block
+# core lets them through to a read-only disk, with a warning) each fail
+# with an I/O error, in both modes, and the file is unchanged.
+t_ro_device_bios() {
+    load
+    local dio dev op out
+    for dio in off on; do
+        mkimg $SCRATCH/img 8
+        cp $SCRATCH/img $SCRATCH/orig
+        dev=$(losetup -r --direct-io=$dio -f --show $SCRATCH/img)
+        sysfs_eq /sys/block/${dev#/dev/}/ro 1
+        [ "$(cat /sys/block/${dev#/dev/}/queue/discard_max_bytes)" -gt 0 ] ||
+            die "dio=$dio: the device takes no discards"
+        for op in write discard write_zeroes; do
+            if out=$(timeout 30 insmod "$TEST_KO" write_minor=${dev#/dev/loop} write_op=$op 2>&1); then
+                rmmod rloop_test
+                die "dio=$dio: a $op bio to the read-only device succeeded"
+            fi
+            case "$out" in *"Input/output error"*) ;; *) die "dio=$dio: $op: $out" ;; esac
+        done
+        losetup -d $dev
+        cmp $SCRATCH/img $SCRATCH/orig || die "dio=$dio: the read-only device wrote its file"
+    done
+    unload
+}
+
 t_autoclear() {
     load
     mkimg $SCRATCH/img 4
@@ -396,6 +423,7 @@ t_ioctl_errors() {
     expect "err EBUSY" LOOPCTL_DEV /dev/loop0 set-fd $SCRATCH/img
     expect "err EINVAL" LOOPCTL_DEV /dev/loop0 get-status64-null
     expect "err EINVAL" LOOPCTL_DEV /dev/loop0 get-status-null
+    expect "err EFAULT" LOOPCTL_DEV /dev/loop0 set-status64-null
     expect "err EFAULT" LOOPCTL_DEV /dev/loop0 set-status-null
     expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-block-size 1000
     expect "err EINVAL" LOOPCTL_DEV /dev/loop0 set-block-size 256
@@ -403,12 +431,25 @@ t_ioctl_errors() {
     expect "ok 0" LOOPCTL_DEV /dev/loop0 set-block-size 4096
     sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
     expect "err EINVAL" LOOPCTL_DEV /dev/loop0 raw 0x4CFF 0
-    # Loop on a bound loop device works; a cycle does not.
+    # Loop on a bound loop device works; a bound device cannot bind again.
     expect "ok 0" LOOPCTL_DEV /dev/loop1 set-fd /dev/loop0
     expect "err EBUSY" LOOPCTL_DEV /dev/loop0 set-fd /dev/loop1
     expect "ok 0" LOOPCTL_DEV /dev/loop1 clr
     expect "ok 0" LOOPCTL_DEV /dev/loop0 clr
     expect "err ENXIO" LOOPCTL_DEV /dev/loop0 clr
+    # A cycle is refused by the chain check: read-only loop1 on read-only
+    # loop0, then loop0 changed onto loop1 (EBADF: loop1's chain leads back
+    # to loop0), and loop0 changed onto itself.
+    losetup -r /dev/loop0 $SCRATCH/img
+    losetup -r /dev/loop1 /dev/loop0
+    expect "err EBADF" LOOPCTL_DEV /dev/loop0 change-fd /dev/loop1
+    expect "err EBADF" LOOPCTL_DEV /dev/loop0 change-fd /dev/loop0
+    sysfs_eq /sys/block/loop0/loop/backing_file $SCRATCH/img
+    losetup -d /dev/loop1
+    udevadm settle
+    losetup -d /dev/loop0
+    udevadm settle
+    wait_until 30 "the devices to detach" bash -c '[ -z "$(losetup -l -n)" ]'
     sysfs_eq /sys/block/loop0/size 0
     # LOOP_CONFIGURE applies block size, offset, size limit and flags (not
     # AUTOCLEAR here: each loopctl call closes the device).
@@ -440,6 +481,26 @@ t_change_fd() {
     sysfs_eq /sys/block/loop0/loop/backing_file $SCRATCH/b
     losetup -d /dev/loop0
     expect "err ENXIO" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b
+    unload
+}
+
+# Two read-only devices racing to change onto each other with
+# LOOP_CHANGE_FD, round after round (loopctl swap-race): one may win a
+# round, never both, which would be the cycle A -> B -> A (C serialises
+# the chain check with loop_validate_mutex).
+t_change_fd_race() {
+    load
+    mkimg $SCRATCH/a 1
+    mkimg $SCRATCH/b 1
+    local a b
+    a=$(losetup -r -f --show $SCRATCH/a)
+    b=$(losetup -r -f --show $SCRATCH/b)
+    "$LOOPCTL" swap-race $a $b $SCRATCH/a $SCRATCH/b $(sz 1000 200) >/tmp/race.out 2>&1 ||
+        die "$(cat /tmp/race.out)"
+    echo "note: $(cat /tmp/race.out)"
+    cmp $a $SCRATCH/a || die "$a reads wrong data after the race"
+    cmp $b $SCRATCH/b || die "$b reads wrong data after the race"
+    losetup -d $a $b
     unload
 }
 
@@ -559,8 +620,26 @@ t_block_size_4k() {
     sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
     sysfs_eq /sys/block/loop0/queue/physical_block_size 4096
     cmp $dev $SCRATCH/img || die "4k device reads differ"
+    # LOOP_SET_BLOCK_SIZE(0): the default, 512 on a buffered device.
+    expect "ok 0" LOOPCTL_DEV $dev set-block-size 0
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 512
     losetup -d $dev
     sysfs_eq /sys/block/loop0/queue/logical_block_size 512
+    # On a direct I/O device the default is the backing file's direct I/O
+    # size, and direct I/O stays on, as loop_default_blocksize(): a file on
+    # a 4 KiB-sector disk.
+    SD_ARGS=sector_size=4096 scsi_debug_fs 32 >/dev/null
+    mkimg /tmp/sd/img 8
+    dev=$(losetup --direct-io=on -f --show /tmp/sd/img)
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    expect "ok 0" LOOPCTL_DEV $dev set-block-size 0
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    sysfs_eq /sys/block/loop0/loop/dio 1
+    cmp $dev /tmp/sd/img || die "4k direct device reads differ"
+    losetup -d $dev
+    umount /tmp/sd
+    rmmod scsi_debug
     unload
 }
 
@@ -625,11 +704,16 @@ t_attach_storm() {
     local p
     for p in 1 2 3 4; do
         (for r in $(seq 10); do
-            d=$(losetup -f --show $SCRATCH/img) || continue
-            losetup -d "$d"
-        done) &
+            d=$(losetup -f --show $SCRATCH/img) || { echo "attach failed"; continue; }
+            echo attached
+            losetup -d "$d" || echo "detach of $d failed"
+        done) >/tmp/storm.$p 2>&1 &
     done
     wait
+    # losetup retries a device another process took first: every attach
+    # must succeed.
+    local n; n=$(cat /tmp/storm.[1-4] | grep -c '^attached$')
+    [ "$n" = 40 ] || die "$n of 40 attaches: $(grep -hv '^attached$' /tmp/storm.[1-4] | sort | uniq -c)"
     [ -z "$(losetup -l -n)" ] || die "devices left bound: $(losetup -l)"
     unload
 }
@@ -865,11 +949,12 @@ t_stacked_page_cache_reads() {
 }
 
 # scsi_debug_fs MB [MKFS_OPTION...]: a scsi_debug disk of MB MiB with ext4
-# on it, mounted at /tmp/sd; prints the disk's name.
+# on it, mounted at /tmp/sd; prints the disk's name. SD_ARGS: more
+# scsi_debug parameters (sector_size=4096, for example).
 scsi_debug_fs() {
     local mb=$1; shift
     insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$mb >&2 || die "scsi_debug"
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$mb ${SD_ARGS:-} >&2 || die "scsi_debug"
     udevadm settle 2>/dev/null || true
     local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
     [ -b /dev/$sd ] || die "no scsi_debug disk"
@@ -1102,7 +1187,8 @@ t_nowait_paths() {
     # No cap on NOWAIT submissions in flight (the default is 1: see
     # t_nowait_depth), so that every direct request tries it.
     load nowait_depth=0
-    mkimg $SCRATCH/img 64
+    local mb; mb=$(sz 64 32)
+    mkimg $SCRATCH/img $mb
     local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/loop/nowait 1
     # No writeback throttling: wbt_lat_usec reads 0, or EINVAL when WBT
@@ -1154,7 +1240,7 @@ t_nowait_paths() {
     cmp $dev $SCRATCH/img || die "device and file differ, read in 4 KiB requests"
     hits=$(($(nowait_stat loop0 nowait_hits) - h0))
     echo "note: page-cache reads in 4 KiB requests: $hits NOWAIT hits"
-    [ "$hits" -ge 4096 ] || die "only $hits NOWAIT hits reading 64 MiB in 4 KiB requests"
+    [ "$hits" -ge $((mb * 64)) ] || die "only $hits NOWAIT hits reading $mb MiB in 4 KiB requests"
     losetup -d $dev
     unload
 
@@ -1236,51 +1322,52 @@ t_nowait_depth() {
     load
     dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq $d/nowait_depth 1
-    local depth fail peak samples hits worker fb n h0 w0 f0 n0 b0 holds fio_pid now
-    for depth in 2 1; do
-        for fail in 0 3; do
-            echo $depth >$d/nowait_depth
-            echo $fail >$d/fail_nowait_every
-            h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
-            fio_verify_bg $dev $(sz 48M 24M) 32; fio_pid=$!
-            peak=0 samples=0
-            while kill -0 $fio_pid 2>/dev/null; do
-                now=$(cat $d/nowait_inflight)
-                [ "$now" -gt "$peak" ] && peak=$now
-                samples=$((samples + 1))
-            done
-            fio_verified $fio_pid $dev $samples samples 10
-            hits=$(($(cat $d/nowait_hits) - h0)); worker=$(($(cat $d/worker_ios) - w0))
-            n=$(($(done_ios loop0) - n0))
-            echo "note: depth $depth, fail every $fail, fio depth 32: up to $peak in flight," \
-                 "$hits NOWAIT hits, $worker worker I/Os of $n"
-            [ "$peak" -le $depth ] || die "depth $depth: $peak NOWAIT submissions in flight"
-            [ "$worker" -gt 100 ] || die "depth $depth: only $worker worker I/Os at fio depth 32"
-            sysfs_eq $d/nowait_inflight 0
-
-            # udev's probe after the last writer closed the device reads it
-            # in its own requests, some of them at depth: let it end first.
-            udevadm settle
-            h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
-            b0=$(cat $d/busy_holds)
-            # 4 KiB, so that each I/O is one request, alone in the queue.
-            timeout 600 fio --name=qd1 --filename=$dev --size=4M --rw=randwrite --bs=4k \
-                --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --do_verify=1 \
-                --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
-                die "fio at depth 1 failed: $(tail -5 /tmp/fio.out)"
-            hits=$(($(cat $d/nowait_hits) - h0)); fb=$(($(cat $d/eagain_fallbacks) - f0))
-            n=$(($(done_ios loop0) - n0)); holds=$(($(cat $d/busy_holds) - b0))
-            echo "note: depth $depth, fail every $fail, fio depth 1: $hits NOWAIT hits," \
-                 "$fb EAGAIN fallbacks of $n I/Os, $holds busy holds"
-            # The first 16 go to the worker: the depth-32 run just before
-            # set the busy hold (tested below), and 16 more after each
-            # hold started in this run: fio is not the only reader (some
-            # 128 KiB reads come along with its verify pass), and a read of
-            # another can find the queue busy.
-            [ $(((hits + fb) * 10)) -ge $(((n - 16 * (holds + 1)) * 9)) ] ||
-                die "depth $depth: $((hits + fb)) of $n I/Os tried NOWAIT at fio depth 1"
-            sysfs_eq $d/nowait_inflight 0
+    local depth fail peak samples hits worker fb n h0 w0 f0 n0 b0 holds fio_pid now c
+    # Each depth with and without forced EAGAIN fallbacks; in check, each
+    # depth once and each fallback setting once.
+    for c in $(sz "2:0 2:3 1:0 1:3" "2:0 1:3"); do
+        depth=${c%:*} fail=${c#*:}
+        echo $depth >$d/nowait_depth
+        echo $fail >$d/fail_nowait_every
+        h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
+        fio_verify_bg $dev $(sz 48M 24M) 32; fio_pid=$!
+        peak=0 samples=0
+        while kill -0 $fio_pid 2>/dev/null; do
+            now=$(cat $d/nowait_inflight)
+            [ "$now" -gt "$peak" ] && peak=$now
+            samples=$((samples + 1))
         done
+        fio_verified $fio_pid $dev $samples samples 10
+        hits=$(($(cat $d/nowait_hits) - h0)); worker=$(($(cat $d/worker_ios) - w0))
+        n=$(($(done_ios loop0) - n0))
+        echo "note: depth $depth, fail every $fail, fio depth 32: up to $peak in flight," \
+             "$hits NOWAIT hits, $worker worker I/Os of $n"
+        [ "$peak" -le $depth ] || die "depth $depth: $peak NOWAIT submissions in flight"
+        [ "$worker" -gt 100 ] || die "depth $depth: only $worker worker I/Os at fio depth 32"
+        sysfs_eq $d/nowait_inflight 0
+
+        # udev's probe after the last writer closed the device reads it
+        # in its own requests, some of them at depth: let it end first.
+        udevadm settle
+        h0=$(cat $d/nowait_hits); f0=$(cat $d/eagain_fallbacks); n0=$(done_ios loop0)
+        b0=$(cat $d/busy_holds)
+        # 4 KiB, so that each I/O is one request, alone in the queue.
+        timeout 600 fio --name=qd1 --filename=$dev --size=4M --rw=randwrite --bs=4k \
+            --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --do_verify=1 \
+            --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
+            die "fio at depth 1 failed: $(tail -5 /tmp/fio.out)"
+        hits=$(($(cat $d/nowait_hits) - h0)); fb=$(($(cat $d/eagain_fallbacks) - f0))
+        n=$(($(done_ios loop0) - n0)); holds=$(($(cat $d/busy_holds) - b0))
+        echo "note: depth $depth, fail every $fail, fio depth 1: $hits NOWAIT hits," \
+             "$fb EAGAIN fallbacks of $n I/Os, $holds busy holds"
+        # The first 16 go to the worker: the depth-32 run just before
+        # set the busy hold (tested below), and 16 more after each
+        # hold started in this run: fio is not the only reader (some
+        # 128 KiB reads come along with its verify pass), and a read of
+        # another can find the queue busy.
+        [ $(((hits + fb) * 10)) -ge $(((n - 16 * (holds + 1)) * 9)) ] ||
+            die "depth $depth: $((hits + fb)) of $n I/Os tried NOWAIT at fio depth 1"
+        sysfs_eq $d/nowait_inflight 0
     done
     echo 0 >$d/fail_nowait_every
     # 32 reads submitted at once, then all 32 reaped: each batch is one
@@ -1404,7 +1491,7 @@ buffered_overlap() {
     nowait_stat $name worker_peak >/dev/null # mounts debugfs
     echo 0 >/sys/kernel/debug/loop/$name/worker_peak
     echo 0 >/sys/block/$name/loop/nowait
-    timeout 300 fio --name=rr --filename=/dev/$name --size=128M --rw=randread --bs=4k \
+    timeout 300 fio --name=rr --filename=/dev/$name --rw=randread --bs=4k \
         --ioengine=libaio --iodepth=16 --direct=1 --runtime=5 --time_based --minimal \
         >/tmp/fio.out 2>&1 || die "fio randread on $name failed: $(tail -5 /tmp/fio.out)"
     echo 1 >/sys/block/$name/loop/nowait
@@ -1418,7 +1505,7 @@ buffered_overlap() {
 # the worker path, and buffered fio verify passes with one queue per CPU.
 t_hw_queues() {
     local ncpu dev; ncpu=$(nproc)
-    mkimg $SCRATCH/img 128
+    mkimg $SCRATCH/img $(sz 128 64)
     # The devices exist once a bind creates them (max_loop is not given).
     load
     dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
@@ -1703,8 +1790,8 @@ mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratc
 ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
      bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices
      probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound
-     attach_read_write status_offset_ro autoclear ioctl_errors set_capacity
-     block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd
+     attach_read_write status_offset_ro ro_device_bios autoclear ioctl_errors set_capacity
+     block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd change_fd_race
      losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify
      dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify
      dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc

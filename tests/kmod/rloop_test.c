@@ -10,6 +10,12 @@
  *                   unbound loop device has, fails in the block core's
  *                   end-of-device check; an empty one (read_bytes=0) passes
  *                   that check and reaches the driver's queue_rq.
+ *   write_minor=N   submit one bio of write_op (write, discard or
+ *                   write_zeroes) of 4 KiB at sector 0 of block device 7:N,
+ *                   opened for reading only, and fail the load with its
+ *                   errno. On a read-only disk the block core only warns
+ *                   ("Trying to write to read-only block-device") and lets
+ *                   the bio through: the driver must fail it.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
@@ -21,29 +27,40 @@ static int read_minor = -1;
 module_param(read_minor, int, 0444);
 static int read_bytes = PAGE_SIZE;
 module_param(read_bytes, int, 0444);
+static int write_minor = -1;
+module_param(write_minor, int, 0444);
+static char *write_op = "write";
+module_param(write_op, charp, 0444);
 
-static int read_one(dev_t devt)
+/* One bio of @op at sector 0 of 7:@minor, opened for reading; its errno. */
+static int bio_one(int minor, blk_opf_t op, int bytes)
 {
 	struct file *bdev_file;
-	struct page *page;
+	struct page *page = NULL;
 	struct bio *bio;
 	int err;
 
-	bdev_file = bdev_file_open_by_dev(devt, BLK_OPEN_READ, NULL, NULL);
+	bdev_file = bdev_file_open_by_dev(MKDEV(7, minor), BLK_OPEN_READ, NULL, NULL);
 	if (IS_ERR(bdev_file))
 		return PTR_ERR(bdev_file);
-	page = alloc_page(GFP_KERNEL);
-	if (!page) {
-		err = -ENOMEM;
-		goto out;
+	if (op == REQ_OP_READ || op == REQ_OP_WRITE) {
+		page = alloc_page(GFP_KERNEL);
+		if (!page) {
+			err = -ENOMEM;
+			goto out;
+		}
+		memset(page_address(page), 0xa5, PAGE_SIZE);
 	}
-	bio = bio_alloc(file_bdev(bdev_file), 1, REQ_OP_READ, GFP_KERNEL);
+	bio = bio_alloc(file_bdev(bdev_file), page ? 1 : 0, op, GFP_KERNEL);
 	bio->bi_iter.bi_sector = 0;
-	if (read_bytes > 0)
-		__bio_add_page(bio, page, min_t(int, read_bytes, PAGE_SIZE), 0);
+	if (page && bytes > 0)
+		__bio_add_page(bio, page, min_t(int, bytes, PAGE_SIZE), 0);
+	else if (!page)
+		bio->bi_iter.bi_size = bytes;
 	err = submit_bio_wait(bio);
 	bio_put(bio);
-	__free_page(page);
+	if (page)
+		__free_page(page);
 out:
 	fput(bdev_file);
 	return err;
@@ -51,6 +68,7 @@ out:
 
 static int __init rloop_test_init(void)
 {
+	blk_opf_t op;
 	int err;
 
 	if (warn) {
@@ -58,9 +76,23 @@ static int __init rloop_test_init(void)
 		return 0;
 	}
 	if (read_minor >= 0) {
-		err = read_one(MKDEV(7, read_minor));
+		err = bio_one(read_minor, REQ_OP_READ, read_bytes);
 		pr_info("rloop_test: read of %d bytes from 7:%d: %d\n",
 			read_bytes, read_minor, err);
+		return err;
+	}
+	if (write_minor >= 0) {
+		if (!strcmp(write_op, "write"))
+			op = REQ_OP_WRITE;
+		else if (!strcmp(write_op, "discard"))
+			op = REQ_OP_DISCARD;
+		else if (!strcmp(write_op, "write_zeroes"))
+			op = REQ_OP_WRITE_ZEROES;
+		else
+			return -EINVAL;
+		err = bio_one(write_minor, op, PAGE_SIZE);
+		pr_info("rloop_test: %s of %lu bytes to 7:%d: %d\n",
+			write_op, PAGE_SIZE, write_minor, err);
 		return err;
 	}
 	return 0;

@@ -10,11 +10,14 @@
 //!   clr | set-capacity
 //!   configure PATH BLOCK_SIZE FLAGS OFFSET SIZELIMIT
 //!   get-status64 | get-status64-null | get-status | get-status-null
-//!   set-status64 OFFSET SIZELIMIT FLAGS | set-status-null
+//!   set-status64 OFFSET SIZELIMIT FLAGS | set-status64-null | set-status-null
 //!   set-block-size N | set-direct-io N | raw CMD ARG
 //! loopctl storm FILE ROUNDS                 attach and detach FILE ROUNDS
 //!                                           times (see storm.rs)
 //! loopctl fuzz SEED CALLS THREADS FILE...   the ioctl fuzzer (see fuzz.rs)
+//! loopctl swap-race DEV_A DEV_B FILE_A FILE_B ROUNDS
+//!                                           two LOOP_CHANGE_FD racing to
+//!                                           form a cycle (see swap_race.rs)
 //! ```
 //!
 //! Prints `ok VALUE` (the status reads print the status instead) or
@@ -24,6 +27,7 @@
 
 mod fuzz;
 mod storm;
+mod swap_race;
 
 use rloop_host::uapi;
 use std::{
@@ -218,7 +222,8 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
         }
         ["get-status64-null"] => ioctl(fd, uapi::LOOP_GET_STATUS64, 0),
         ["get-status-null"] => ioctl(fd, uapi::LOOP_GET_STATUS, 0),
-        ["set-status-null"] => ioctl(fd, uapi::LOOP_SET_STATUS64, 0),
+        ["set-status64-null"] => ioctl(fd, uapi::LOOP_SET_STATUS64, 0),
+        ["set-status-null"] => ioctl(fd, uapi::LOOP_SET_STATUS, 0),
         ["set-status64", offset, sizelimit, flags] => {
             let mut i = uapi::LoopInfo64::default();
             if let Err(e) = ioctl(
@@ -264,6 +269,10 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
                 parse_num(threads)?,
                 &paths,
             )?;
+            Ok(SHOWN)
+        }
+        ["swap-race", dev_a, dev_b, file_a, file_b, rounds] => {
+            swap_race::run([dev_a, dev_b], [file_a, file_b], parse_num(rounds)?)?;
             Ok(SHOWN)
         }
         ["dev", dev, op @ ..] => return run_dev(dev, false, op),

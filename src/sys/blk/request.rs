@@ -70,6 +70,14 @@ pub enum ReqOp {
     Other,
 }
 
+impl ReqOp {
+    /// Whether the operation changes data, as `op_is_write()` (for the
+    /// operations a loop device takes).
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Write | Self::Discard | Self::WriteZeroes)
+    }
+}
+
 /// A request the driver owns, from `queue_rq` until it ends it.
 ///
 /// Ownership of the request moves with this value: ending it consumes it,
