@@ -899,6 +899,11 @@ t_dio_ext4_xfs() {
 # bdev inode's i_rwsem, and so does one of the backing disk). Reads on the
 # submitter's stack must not take the second: the data is the file's, and
 # dmesg has no lockdep report (run_test checks it).
+# tried_cached DEV: the buffered reads rloop tried from DEV's page cache in
+# queue_rq, hits and misses.
+tried_cached() {
+    echo $(($(nowait_stat $1 cached_reads) + $(nowait_stat $1 cached_misses)))
+}
 t_stacked_page_cache_reads() {
     load
     mkdir -p /tmp/mnt
@@ -918,28 +923,24 @@ t_stacked_page_cache_reads() {
     # rloop tried these reads from queue_rq (the test is not vacuous).
     local tried
     if [ $IMPL = rloop ]; then
-        tried=$(($(nowait_stat loop0 cached_reads) + $(nowait_stat loop0 cached_misses)))
+        tried=$(tried_cached loop0)
         echo "note: ext4 on ext4: $tried reads tried from the page cache in queue_rq"
         [ "$tried" -ge 100 ] || die "ext4 on ext4: only $tried reads tried from queue_rq"
     fi
     losetup -d $dev
     # On a 4 KiB-sector disk, so that the device's blocks are the disk's.
-    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=16 sector_size=4096 || die "scsi_debug"
-    udevadm settle
-    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
-    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    local sd; sd=$(scsi_debug_disk 16 sector_size=4096)
     dd if=/dev/urandom of=$SCRATCH/data bs=1M count=16 status=none
     dd if=$SCRATCH/data of=/dev/$sd bs=1M oflag=direct status=none
     dev=$(losetup --direct-io=off -f --show /dev/$sd)
     echo 4 >/sys/block/${dev#/dev/}/queue/max_sectors_kb
     udevadm settle
     echo 3 >/proc/sys/vm/drop_caches
-    [ $IMPL != rloop ] || tried=$(($(nowait_stat loop0 cached_reads) + $(nowait_stat loop0 cached_misses)))
+    [ $IMPL != rloop ] || tried=$(tried_cached loop0)
     cmp $dev $SCRATCH/data || die "loop on a block device: reads differ"
     # ... and none of these: a block device's reads take its i_rwsem.
     if [ $IMPL = rloop ]; then
-        tried=$(($(nowait_stat loop0 cached_reads) + $(nowait_stat loop0 cached_misses) - tried))
+        tried=$(($(tried_cached loop0) - tried))
         [ "$tried" = 0 ] || die "loop on a block device: $tried reads tried from queue_rq"
     fi
     losetup -d $dev
@@ -948,16 +949,24 @@ t_stacked_page_cache_reads() {
     unload
 }
 
+# scsi_debug_disk MB [PARAM...]: loads scsi_debug with a disk of MB MiB and
+# the scsi_debug PARAMs (sector_size=4096, for example); prints its name.
+scsi_debug_disk() {
+    local mb=$1; shift
+    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
+    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$mb "$@" >&2 || die "scsi_debug"
+    udevadm settle 2>/dev/null || true
+    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
+    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    echo $sd
+}
+
 # scsi_debug_fs MB [MKFS_OPTION...]: a scsi_debug disk of MB MiB with ext4
 # on it, mounted at /tmp/sd; prints the disk's name. SD_ARGS: more
 # scsi_debug parameters (sector_size=4096, for example).
 scsi_debug_fs() {
     local mb=$1; shift
-    insmod "$KDIR/lib/crc/crc-t10dif.ko" 2>/dev/null || true
-    insmod "$KDIR/drivers/scsi/scsi_debug.ko" dev_size_mb=$mb ${SD_ARGS:-} >&2 || die "scsi_debug"
-    udevadm settle 2>/dev/null || true
-    local sd; sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -1)
-    [ -b /dev/$sd ] || die "no scsi_debug disk"
+    local sd; sd=$(scsi_debug_disk $mb ${SD_ARGS:-}) || return 1
     mkfs.ext4 -q -F "$@" /dev/$sd >&2
     mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
     echo $sd
