@@ -96,7 +96,6 @@ impl State {
 pub(crate) struct IoConfig {
     pub(crate) file: BackingFile,
     pub(crate) offset: u64,
-    pub(crate) discard: bool,
     /// Reads and writes go to the file as direct, asynchronous I/O.
     pub(crate) direct: bool,
     /// The file is a regular file (else a block device).
@@ -107,18 +106,11 @@ pub(crate) struct IoConfig {
 }
 
 impl IoConfig {
-    fn new(
-        file: &BackingFile,
-        offset: u64,
-        discard: bool,
-        direct: bool,
-        read_only: bool,
-    ) -> Result<Arc<Self>> {
+    fn new(file: &BackingFile, offset: u64, direct: bool, read_only: bool) -> Result<Arc<Self>> {
         Arc::new(
             Self {
                 file: file.clone_ref(),
                 offset,
-                discard,
                 direct,
                 regular: matches!(file.kind(), FileKind::Regular),
                 read_only,
@@ -253,9 +245,6 @@ impl LoopDevice {
                 part_scan: layout.part_shift > 0,
                 name: format_args!("loop{}", self.index),
                 max_hw_sectors: crate::params::MAX_HW_SECTORS,
-                // As the C driver since 6.x: writeback throttling on the
-                // loop queue can wait on the loop device's own writeback.
-                writeback_throttling: false,
             },
         )?;
         self.inner.lock().disk = Some(disk);
@@ -306,7 +295,7 @@ impl LoopDevice {
     fn remake_io(&self, offset: u64, direct: bool) -> Result<Option<Arc<IoConfig>>> {
         let current = self.io.lock().clone();
         current
-            .map(|io| IoConfig::new(&io.file, offset, io.discard, direct, io.read_only))
+            .map(|io| IoConfig::new(&io.file, offset, direct, io.read_only))
             .transpose()
     }
 

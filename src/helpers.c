@@ -137,6 +137,7 @@ void rloop_disk_suppress_uevents(struct gendisk *disk, bool suppress);
 unsigned int rloop_queue_freeze(struct request_queue *q);
 void rloop_queue_unfreeze(struct request_queue *q, unsigned int memflags);
 void rloop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
+bool rloop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim);
 void rloop_limits_set_features(struct queue_limits *lim, bool write_cache, bool rotational);
 int rloop_disk_rescan_partitions(struct gendisk *disk, bool open_mutex_held);
 
@@ -168,6 +169,15 @@ void rloop_queue_unfreeze(struct request_queue *q, unsigned int memflags)
 void rloop_limits_start_update(struct request_queue *q, struct queue_limits *lim)
 {
 	*lim = queue_limits_start_update(q);
+}
+
+/* queue_limits_start_update() if limits_lock is free: true if taken. */
+bool rloop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim)
+{
+	if (!mutex_trylock(&q->limits_lock))
+		return false;
+	*lim = q->limits;
+	return true;
 }
 
 void rloop_limits_set_features(struct queue_limits *lim, bool write_cache, bool rotational)
@@ -490,7 +500,6 @@ void rloop_limits_cancel_update(struct request_queue *q)
 bool rloop_kiocb_start_write_nowait(struct kiocb *iocb);
 bool rloop_may_submit_inline(void);
 int rloop_iocb_nowait(void);
-void rloop_queue_disable_wbt_default(struct request_queue *q);
 
 bool rloop_kiocb_start_write_nowait(struct kiocb *iocb)
 {
@@ -526,12 +535,6 @@ bool rloop_may_submit_inline(void)
 	 */
 	return !current->journal_info &&
 	       !(current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOIO));
-}
-
-/* No writeback throttling by default, set before the disk is added. */
-void rloop_queue_disable_wbt_default(struct request_queue *q)
-{
-	blk_queue_flag_set(QUEUE_FLAG_DISABLE_WBT_DEF, q);
 }
 
 /*

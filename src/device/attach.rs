@@ -12,8 +12,7 @@ use kernel::{
 };
 
 use super::limits::{
-    capacity, check_backing_file, check_info, dio_align_of, dio_flags, discard_limits, is_direct,
-    BoundLimits,
+    capacity, check_backing_file, check_info, dio_align_of, dio_flags, is_direct, BoundLimits,
 };
 use super::status::bound;
 use super::{Binding, Inner, IoConfig, LoopDevice, State};
@@ -98,7 +97,6 @@ impl LoopDevice {
         let io = IoConfig::new(
             &file,
             config.info.lo_offset,
-            limits.discard_sectors != 0,
             direct,
             flags & uapi::LO_FLAGS_READ_ONLY != 0,
         )?;
@@ -297,13 +295,7 @@ impl LoopDevice {
         let flags = dio_flags(flags, &file, dio_align, disk.logical_block_size(), b.offset);
         let direct = is_direct(flags);
         let read_only = flags & uapi::LO_FLAGS_READ_ONLY != 0;
-        let io = IoConfig::new(
-            &file,
-            b.offset,
-            discard_limits(&file).0 != 0,
-            direct,
-            read_only,
-        )?;
+        let io = IoConfig::new(&file, b.offset, direct, read_only)?;
         disk.force_media_change();
         let old = {
             let _frozen = disk.freeze();

@@ -58,7 +58,10 @@ impl DiskDriver for LoopDevice {
                 bdev.claim().map(Some)
             }
         };
-        let may_change = mode.write() || sys::capable_sys_admin();
+        // As C, `capable()` is asked only of a read-only opener, and only
+        // for a change: a denied capability is what an LSM or audit logs,
+        // and a status read must not log one.
+        let may_change = || mode.write() || sys::capable_sys_admin();
         match cmd {
             uapi::LOOP_SET_FD => {
                 // As C: a loop_config with only the descriptor set.
@@ -79,7 +82,7 @@ impl DiskDriver for LoopDevice {
             }
             uapi::LOOP_CLR_FD => this.clr_fd(disk)?,
             uapi::LOOP_CHANGE_FD => this.change_fd(disk, arg as u32)?,
-            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change => return Err(EPERM),
+            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change() => return Err(EPERM),
             uapi::LOOP_SET_STATUS => {
                 let old: LoopInfo = UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
                     .reader()
@@ -108,7 +111,7 @@ impl DiskDriver for LoopDevice {
                     .write(&info)?;
             }
             uapi::LOOP_SET_BLOCK_SIZE | uapi::LOOP_SET_CAPACITY | uapi::LOOP_SET_DIRECT_IO
-                if !may_change =>
+                if !may_change() =>
             {
                 return Err(EPERM)
             }

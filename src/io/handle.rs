@@ -8,7 +8,7 @@ use kernel::prelude::*;
 
 use crate::device::{IoConfig, LoopDevice};
 use crate::sys::{
-    blk::{BlkStatus, DirectMode, ReqOp, Request},
+    blk::{BlkStatus, DirectMode, DiskRef, ReqOp, Request},
     file::falloc,
 };
 
@@ -22,20 +22,19 @@ impl LoopDevice {
         // A flush has no position (its sector is all ones), so the sum may
         // wrap; it is only used by the operations that have one.
         let pos = rq.pos().wrapping_add(io.offset);
-        let bytes = rq.bytes();
         let result = match rq.op() {
             ReqOp::Flush => io
                 .file
                 .fsync()
                 .map_err(|e| if e == EINVAL { e } else { EIO }),
-            ReqOp::Discard => Self::fallocate(io, falloc::PUNCH_HOLE, pos, bytes),
+            ReqOp::Discard => Self::fallocate(io, &rq, falloc::PUNCH_HOLE),
             ReqOp::WriteZeroes => {
                 let mode = if rq.no_unmap() {
                     falloc::ZERO_RANGE
                 } else {
                     falloc::PUNCH_HOLE
                 };
-                Self::fallocate(io, mode, pos, bytes)
+                Self::fallocate(io, &rq, mode)
             }
             ReqOp::Read | ReqOp::Write if io.direct => {
                 // Ends in `direct_done`.
@@ -60,13 +59,51 @@ impl LoopDevice {
         });
     }
 
-    fn fallocate(io: &IoConfig, mode: i32, pos: u64, len: u32) -> Result {
-        if !io.discard {
+    /// A discard or write-zeroes as `lo_fallocate()`: `fallocate` of the
+    /// request's range with `mode`.
+    fn fallocate(io: &IoConfig, rq: &Request, mode: i32) -> Result {
+        let disk = rq.disk();
+        // As C, the queue's limit decides, not the file (which
+        // `LOOP_CHANGE_FD` may have changed).
+        if disk.max_discard_sectors() == 0 {
             return Err(EOPNOTSUPP);
         }
-        match io.file.fallocate(mode | falloc::KEEP_SIZE, pos, len.into()) {
-            Err(e) if e != EINVAL && e != EOPNOTSUPP => Err(EIO),
+        let pos = rq.pos() + io.offset;
+        match io
+            .file
+            .fallocate(mode | falloc::KEEP_SIZE, pos, rq.bytes().into())
+        {
+            Err(e) if e == EOPNOTSUPP => {
+                Self::clear_limits(disk, mode);
+                Err(e)
+            }
+            Err(e) if e != EINVAL => Err(EIO),
             other => other,
         }
+    }
+
+    /// The limits were set in the hope that `fallocate` supports `mode`:
+    /// it does not, so no more requests that need it, as
+    /// `loop_clear_limits()`. Done before the request ends, so that the
+    /// block layer sees the limit gone when it sees the error
+    /// (`blkdev_issue_zeroout()` then zeroes by writing, as on C).
+    ///
+    /// Like C, the queue is not frozen: this request is in flight. Unlike
+    /// C, the limits lock is only tried. Whoever holds it may be freezing
+    /// the queue, and so waiting for this request (`LOOP_SET_BLOCK_SIZE`
+    /// does); waiting for it here would deadlock. The next refusal tries
+    /// again.
+    fn clear_limits(disk: &DiskRef, mode: i32) {
+        let Some(mut lim) = disk.try_start_limits_update() else {
+            return;
+        };
+        if mode & falloc::ZERO_RANGE != 0 {
+            lim.clear_write_zeroes();
+        }
+        if mode & falloc::PUNCH_HOLE != 0 {
+            lim.clear_discard();
+        }
+        // Less than valid limits is valid.
+        let _ = lim.commit();
     }
 }

@@ -461,6 +461,36 @@ t_ioctl_errors() {
     unload
 }
 
+# A backing file whose filesystem refuses a fallocate mode (tmpfs has no
+# FALLOC_FL_ZERO_RANGE) loses the matching limit at the first refusal, as
+# lo_fallocate() clears it: write-zeroes with NOUNMAP (BLKZEROOUT) then
+# zeroes by writing, and discards, which tmpfs does, keep theirs.
+t_fallocate_unsupported() {
+    load
+    mkdir -p /tmp/tmpfs
+    mount -t tmpfs -o size=32m none /tmp/tmpfs
+    mkimg /tmp/tmpfs/img 4
+    cp /tmp/tmpfs/img $SCRATCH/orig
+    local dev; dev=$(losetup -f --show /tmp/tmpfs/img)
+    local q=/sys/block/${dev#/dev/}/queue
+    [ "$(cat $q/write_zeroes_max_bytes)" != 0 ] || die "no write-zeroes limit to begin with"
+    [ "$(cat $q/discard_max_bytes)" != 0 ] || die "no discard limit to begin with"
+    blkdiscard -z -o 0 -l 1MiB $dev || die "BLKZEROOUT failed"
+    sysfs_eq $q/write_zeroes_max_bytes 0
+    [ "$(cat $q/discard_max_bytes)" != 0 ] || die "the discard limit went too"
+    cmp -n 1048576 /dev/zero /tmp/tmpfs/img || die "the zeroed range is not zero"
+    cmp -i 1048576 /tmp/tmpfs/img $SCRATCH/orig || die "data past the zeroed range changed"
+    # Zeroing again goes by writing, and discards still punch holes.
+    blkdiscard -z -o 1MiB -l 1MiB $dev || die "the second BLKZEROOUT failed"
+    blkdiscard -o 2MiB -l 1MiB $dev || die "discard failed"
+    cmp -n 3145728 /dev/zero /tmp/tmpfs/img || die "the zeroed and discarded ranges are not zero"
+    cmp -i 3145728 /tmp/tmpfs/img $SCRATCH/orig || die "data past the discarded range changed"
+    losetup -d $dev
+    settle 30
+    umount /tmp/tmpfs
+    unload
+}
+
 t_change_fd() {
     load
     mkimg $SCRATCH/a 4
@@ -519,10 +549,32 @@ t_losetup_listing() {
     unload
 }
 
+# cap_sys_admin_checks CMD...: how many failed capable(CAP_SYS_ADMIN)
+# calls (ret != 0) were made under a block device ioctl while CMD ran, from
+# the cap_capable tracepoint with its stack (memory accounting asks too, but
+# not under an ioctl). CMD's own output is dropped.
+cap_sys_admin_checks() {
+    local tr=/sys/kernel/tracing
+    [ -d $tr/events ] || mount -t tracefs none $tr
+    echo 'cap == 21 && ret != 0' >$tr/events/capability/cap_capable/filter
+    echo 1 >$tr/options/stacktrace
+    echo >$tr/trace
+    echo 1 >$tr/events/capability/cap_capable/enable
+    "$@" >/dev/null 2>&1 || true
+    echo 0 >$tr/events/capability/cap_capable/enable
+    echo 0 >$tr/options/stacktrace
+    # Each event line is followed by its stack, one " => function" a line.
+    awk '/ cap_capable: / { ev = $0; ioctl = 0; next }
+         / => blkdev_ioctl/ && ev != "" && !ioctl { ioctl = 1; n++; print ev > "/dev/stderr" }
+         END { print n + 0 }' $tr/trace
+}
+
 t_unprivileged_eperm() {
     load max_loop=1
     mkimg $SCRATCH/img 2
     losetup /dev/loop0 $SCRATCH/img
+    # udev resets the node's mode on the attach's change event.
+    settle 30
     chmod 0666 /dev/loop0
     local as_nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
     # Opened read-only by an unprivileged user: status reads, no changes.
@@ -533,6 +585,17 @@ t_unprivileged_eperm() {
     expect "err EPERM" $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-direct-io 0
     # Opened for writing, the same user may.
     expect "ok 0" $as_nobody "$LOOPCTL" dev /dev/loop0 set-capacity
+    # CAP_SYS_ADMIN is asked only where C asks it, for a change from a
+    # read-only opener: a denied capable() is what an LSM or audit logs,
+    # so a status read must not ask. Counted by the cap_capable tracepoint.
+    local n
+    n=$(cap_sys_admin_checks $as_nobody "$LOOPCTL" dev-ro /dev/loop0 get-status64)
+    [ "$n" = 0 ] || die "get-status64 from a read-only opener asked capable(CAP_SYS_ADMIN) $n times"
+    n=$(cap_sys_admin_checks $as_nobody "$LOOPCTL" dev /dev/loop0 set-capacity)
+    [ "$n" = 0 ] || die "set-capacity from a writer asked capable(CAP_SYS_ADMIN) $n times"
+    # The count can fail: a change from a read-only opener asks.
+    n=$(cap_sys_admin_checks $as_nobody "$LOOPCTL" dev-ro /dev/loop0 set-capacity)
+    [ "$n" -ge 1 ] || die "set-capacity from a read-only opener asked capable(CAP_SYS_ADMIN) $n times, want >= 1"
     chmod 0660 /dev/loop0
     losetup -d /dev/loop0
     unload
@@ -543,6 +606,9 @@ t_rotational() {
     mkimg $SCRATCH/img 2
     local dev; dev=$(losetup -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/queue/rotational "$(cat /sys/block/vda/queue/rotational)"
+    # Writeback throttling is on by default, as on any disk (7.3's C
+    # driver does not turn it off): 2 ms on a non-rotational queue.
+    sysfs_eq /sys/block/loop0/queue/wbt_lat_usec 2000
     losetup -d $dev
     # A rotational backing device makes a rotational loop device.
     echo 1 >/sys/block/vda/queue/rotational
@@ -1800,6 +1866,7 @@ ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
      bad_params_refused hw_queue_depth ctl_add_remove_get_free ctl_many_devices
      probe_on_open losetup_f unbound_io rmmod_while_open device_ioctl_unbound
      attach_read_write status_offset_ro ro_device_bios autoclear ioctl_errors set_capacity
+     fallocate_unsupported
      block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd change_fd_race
      losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify
      dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify

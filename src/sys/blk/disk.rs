@@ -30,7 +30,6 @@ extern "C" {
     fn rloop_queue_freeze(q: *mut bindings::request_queue) -> c_uint;
     fn rloop_queue_unfreeze(q: *mut bindings::request_queue, memflags: c_uint);
     fn rloop_disk_rescan_partitions(disk: *mut bindings::gendisk, open_mutex_held: bool) -> c_int;
-    fn rloop_queue_disable_wbt_default(q: *mut bindings::request_queue);
 }
 
 /// Where a new disk sits in the device number space, and what it is called.
@@ -47,8 +46,6 @@ pub struct DiskParams<'a> {
     pub name: core::fmt::Arguments<'a>,
     /// `queue_limits.max_hw_sectors`.
     pub max_hw_sectors: u32,
-    /// Whether writeback throttling may be enabled by default.
-    pub writeback_throttling: bool,
 }
 
 /// A disk added to the system, whose callbacks go to a `T`.
@@ -113,9 +110,6 @@ impl<T: DiskDriver> Disk<T> {
             g.events = bindings::DISK_EVENT_MEDIA_CHANGE as u16;
             g.event_flags = bindings::DISK_EVENT_FLAG_UEVENT as u16;
             rloop_disk_set_part_scan(gendisk, params.part_scan);
-            if !params.writeback_throttling {
-                rloop_queue_disable_wbt_default(g.queue);
-            }
             NullTerminatedFormatter::new(&mut g.disk_name)
                 .ok_or(EINVAL)
                 .and_then(|mut w| w.write_fmt(params.name).map_err(|_| EINVAL))

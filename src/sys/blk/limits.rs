@@ -13,6 +13,10 @@ use kernel::{bindings, error::to_result, prelude::*};
 #[allow(improper_ctypes)]
 extern "C" {
     fn rloop_limits_start_update(q: *mut bindings::request_queue, lim: *mut bindings::queue_limits);
+    fn rloop_limits_try_start_update(
+        q: *mut bindings::request_queue,
+        lim: *mut bindings::queue_limits,
+    ) -> bool;
     fn rloop_limits_set_features(lim: *mut bindings::queue_limits, write_cache: bool, rot: bool);
     fn rloop_limits_cancel_update(q: *mut bindings::request_queue);
 }
@@ -31,6 +35,31 @@ impl DiskRef {
             disk: self,
             lim: ManuallyDrop::new(lim),
         }
+    }
+
+    /// [`DiskRef::start_limits_update`] if no one else holds the limits
+    /// lock, else `None`. For a path that may not wait for the lock: one
+    /// that holds a request in flight, while whoever holds the lock may be
+    /// waiting for the queue to drain.
+    pub fn try_start_limits_update(&self) -> Option<LimitsUpdate<'_>> {
+        let mut lim = Limits(pin_init::zeroed());
+        // SAFETY: The queue is valid; on success `limits_lock` is held,
+        // and the guard releases it by commit or cancel.
+        if !unsafe { rloop_limits_try_start_update(self.queue(), &mut lim.0) } {
+            return None;
+        }
+        Some(LimitsUpdate {
+            disk: self,
+            lim: ManuallyDrop::new(lim),
+        })
+    }
+
+    /// The largest discard the queue takes now, in 512-byte sectors
+    /// (`bdev_max_discard_sectors()`); 0 when it takes none.
+    pub fn max_discard_sectors(&self) -> u32 {
+        // SAFETY: The queue is valid; a racy read of one limit is what
+        // `bdev_max_discard_sectors()` does too.
+        unsafe { core::ptr::addr_of!((*self.queue()).limits.max_discard_sectors).read_volatile() }
     }
 
     /// Changes the queue limits: `f` edits a copy taken under the limits
@@ -109,6 +138,17 @@ impl Limits {
         self.0.max_hw_discard_sectors = max_sectors;
         self.0.max_write_zeroes_sectors = max_sectors;
         self.0.discard_granularity = if max_sectors != 0 { granularity } else { 0 };
+    }
+
+    /// No more write-zeroes requests.
+    pub fn clear_write_zeroes(&mut self) {
+        self.0.max_write_zeroes_sectors = 0;
+    }
+
+    /// No more discard requests.
+    pub fn clear_discard(&mut self) {
+        self.0.max_hw_discard_sectors = 0;
+        self.0.discard_granularity = 0;
     }
 
     /// The DMA alignment mask.

@@ -5,7 +5,7 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h).
 
-use super::{operations::Callbacks, DiskDriver};
+use super::{operations::Callbacks, DiskDriver, DiskRef};
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*, sync::ArcBorrow};
 
@@ -120,6 +120,13 @@ impl Request {
         // INVARIANT: The request is started, not ended, and now the
         // returned value's alone.
         (this, Self { ptr })
+    }
+
+    /// The disk the request is for.
+    pub fn disk(&self) -> &DiskRef {
+        // SAFETY: By the type invariant the request is live, so its queue
+        // is, and the queue's disk lives until the queue has drained.
+        unsafe { DiskRef::from_raw((*(*self.raw()).q).disk) }
     }
 
     /// The operation.
