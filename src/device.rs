@@ -28,7 +28,7 @@ use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
     str::CString,
-    sync::{Arc, Mutex, SpinLock},
+    sync::{Arc, Mutex, MutexGuard, SpinLock},
     workqueue::{new_work, Work},
 };
 
@@ -266,6 +266,14 @@ impl LoopDevice {
         }
     }
 
+    /// The device lock, for an open or an ioctl: a fatal signal ends the
+    /// wait with `EINTR`, as C's `mutex_lock_killable(&lo->lo_mutex)`. An
+    /// ioctl may hold the lock across a queue freeze, which waits for slow
+    /// backing I/O; a killed waiter need not.
+    fn lock_killable(&self) -> Result<MutexGuard<'_, Inner>> {
+        crate::sys::sync::lock_killable(&self.inner)
+    }
+
     fn set_state(&self, inner: &mut Inner, state: State) -> State {
         self.phase.store(state.phase() as u8, Ordering::Relaxed);
         core::mem::replace(&mut inner.state, state)
@@ -304,7 +312,7 @@ impl LoopDevice {
     ///
     /// On success the disk is handed back, to be dropped outside any lock.
     pub(crate) fn start_removal(&self) -> Result<Option<Disk<LoopDevice>>> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let busy = match &inner.disk {
             Some(disk) => disk.disk_ref().openers() > 0,
             None => false,

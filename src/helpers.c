@@ -136,6 +136,7 @@ void rloop_disk_uevent_change(struct gendisk *disk);
 void rloop_disk_suppress_uevents(struct gendisk *disk, bool suppress);
 unsigned int rloop_queue_freeze(struct request_queue *q);
 void rloop_queue_unfreeze(struct request_queue *q, unsigned int memflags);
+int rloop_mutex_lock_killable(struct mutex *lock);
 void rloop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
 bool rloop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim);
 void rloop_limits_set_features(struct queue_limits *lim, bool write_cache, bool rotational);
@@ -164,6 +165,11 @@ unsigned int rloop_queue_freeze(struct request_queue *q)
 void rloop_queue_unfreeze(struct request_queue *q, unsigned int memflags)
 {
 	blk_mq_unfreeze_queue(q, memflags);
+}
+
+int rloop_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
 }
 
 void rloop_limits_start_update(struct request_queue *q, struct queue_limits *lim)

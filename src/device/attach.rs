@@ -152,9 +152,9 @@ impl LoopDevice {
         check: impl Fn(&mut Inner) -> Result,
     ) -> Result<Validated<'_>> {
         let chain = driver_behind::<LoopDevice>(file).map(|_| CHAIN_LOCK.lock());
-        check(&mut self.inner.lock())?;
+        check(&mut *self.lock_killable()?)?;
         self.validate_chain(file, disk)?;
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         check(&mut inner)?;
         // INVARIANT: `chain` was taken above if `file` is a loop device.
         Ok(Validated {
@@ -206,7 +206,7 @@ impl LoopDevice {
 
     /// `LOOP_CLR_FD`: detach at last close, now if this is the only opener.
     pub(super) fn clr_fd(&self, disk: &DiskRef) -> Result {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let b = bound(&mut inner)?;
         b.flags |= uapi::LO_FLAGS_AUTOCLEAR;
         if disk.openers() == 1 {

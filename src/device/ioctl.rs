@@ -27,7 +27,7 @@ impl DiskDriver for LoopDevice {
     type Owner = crate::LocalModule;
 
     fn open(this: ArcBorrow<'_, Self>, _disk: &DiskRef) -> Result {
-        let _guard = this.inner.lock();
+        let _guard = this.lock_killable()?;
         match this.phase() {
             Phase::Deleting | Phase::Rundown => Err(ENXIO),
             Phase::Unbound | Phase::Bound => Ok(()),

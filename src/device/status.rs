@@ -59,7 +59,7 @@ impl LoopDevice {
 
     /// `LOOP_SET_STATUS64`, as `loop_set_status()`.
     pub(super) fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let b = bound(&mut inner)?;
         let size_changed = b.offset != info.lo_offset || b.sizelimit != info.lo_sizelimit;
         if size_changed {
@@ -98,7 +98,7 @@ impl LoopDevice {
 
     /// `LOOP_GET_STATUS64`, as `loop_get_status()`.
     pub(super) fn get_status(&self) -> Result<LoopInfo64> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let b = bound(&mut inner)?;
         let mut info = LoopInfo64 {
             lo_number: self.index,
@@ -120,7 +120,7 @@ impl LoopDevice {
 
     /// `LOOP_SET_CAPACITY`.
     pub(super) fn set_capacity(&self, disk: &DiskRef) -> Result {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         disk.set_capacity(capacity(bound(&mut inner)?));
         Ok(())
     }
@@ -129,7 +129,7 @@ impl LoopDevice {
     /// direct I/O on, which fails with `EINVAL` when the alignment rules
     /// rule it out; the device then stays as it was.
     pub(super) fn set_direct_io(&self, disk: &DiskRef, arg: usize) -> Result {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let b = bound(&mut inner)?;
         let on = arg != 0;
         if on == is_direct(b.flags) {
@@ -160,7 +160,7 @@ impl LoopDevice {
 
     /// `LOOP_SET_BLOCK_SIZE`, as `loop_set_block_size()`.
     pub(super) fn set_block_size(&self, disk: &DiskRef, arg: usize) -> Result {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock_killable()?;
         let b = bound(&mut inner)?;
         if disk.logical_block_size() as usize == arg {
             return Ok(());

@@ -8,6 +8,7 @@
 pub mod blk;
 pub mod file;
 pub mod misc;
+pub mod sync;
 pub mod task;
 pub mod workqueue;
 

@@ -107,12 +107,17 @@ run_test() {
         sed 's/^/    | /' "$log"
         tail -n 3 "$log.trace" | sed 's/^/    | trace /'
     fi
-    # Leave no mount, binding or module behind for the next test.
+    # Leave no mount, binding or module behind for the next test, nor the
+    # scsi_debug disk of a test that failed before it removed it.
     umount /tmp/mnt 2>/dev/null
     if loaded; then
         losetup -D 2>/dev/null
         udevadm settle 2>/dev/null
         rmmod loop 2>/dev/null || echo "    | (loop could not be unloaded)"
+    fi
+    if [ -d /sys/module/scsi_debug ]; then
+        umount /tmp/sd 2>/dev/null
+        rmmod scsi_debug 2>/dev/null || echo "    | (scsi_debug could not be unloaded)"
     fi
 }
 
@@ -651,6 +656,37 @@ t_read_past_eof() {
     unload
 }
 
+# The backing file shrinks under the device, so that a read ends in the
+# middle of a request: the part in the file is read, and the request
+# requeued for the rest (lo_complete_rq()), which then has nothing to read
+# and fails with EIO. Buffered and direct.
+t_short_read() {
+    load
+    local dio dev size=$((1048576 - 4096))
+    for dio in off on; do
+        mkimg $SCRATCH/img 1
+        cp $SCRATCH/img $SCRATCH/orig
+        dev=$(losetup -f --show --direct-io=$dio $SCRATCH/img)
+        truncate -s $size $SCRATCH/img
+        # The last 8 KiB: 4 KiB in the file, 4 KiB past its new end.
+        if dd if=$dev of=/dev/null bs=8192 skip=127 count=1 iflag=direct status=none 2>/tmp/dd.err; then
+            die "direct-io=$dio: a read past the file's end succeeded"
+        fi
+        grep -q "Input/output error" /tmp/dd.err || die "direct-io=$dio: not EIO: $(cat /tmp/dd.err)"
+        # The 4 KiB before the end, alone, and everything before it.
+        cmp <(dd if=$dev bs=4096 skip=254 count=1 iflag=direct status=none) \
+            <(dd if=$SCRATCH/orig bs=4096 skip=254 count=1 status=none) ||
+            die "direct-io=$dio: the last 4 KiB in the file read wrong"
+        echo 3 >/proc/sys/vm/drop_caches
+        # head reads no further than asked: the page past the end fails.
+        cmp -n $size <(head -c $size $dev) $SCRATCH/orig ||
+            die "direct-io=$dio: the device and the file differ"
+        losetup -d $dev
+        settle 30
+    done
+    unload
+}
+
 t_fio_verify() {
     load
     truncate -s 256M $SCRATCH/img
@@ -1038,6 +1074,52 @@ scsi_debug_fs() {
     echo $sd
 }
 
+# An ioctl may hold the device lock across a queue freeze, which waits for
+# slow backing I/O. A task killed while it waits for that lock gives up at
+# once, as with C's mutex_lock_killable() (lo_open, the ioctls): here the
+# opener of a status read, behind LOOP_SET_DIRECT_IO, which waits for a
+# read that a scsi_debug disk answers in 10 s.
+t_killable_waits() {
+    load
+    local sd; sd=$(scsi_debug_disk 16)
+    local dev; dev=$(losetup -f --show --direct-io=on /dev/$sd)
+    sysfs_eq /sys/block/${dev#/dev/}/loop/dio 1
+    settle 30
+    local hz sdd=/sys/bus/pseudo/drivers/scsi_debug
+    hz=$(sed -n "s/^CONFIG_HZ=//p" "$KDIR/.config")
+    echo $((10 * hz)) >$sdd/delay
+    dd if=$dev of=/dev/null bs=4096 count=1 iflag=direct status=none &
+    local io=$!
+    sleep 1
+    LOOPCTL_DEV $dev set-direct-io 0 >/dev/null &
+    local holder=$!
+    sleep 1
+    "$LOOPCTL" dev-ro $dev get-status64 >/dev/null &
+    local waiter=$!
+    sleep 1
+    kill -0 $waiter 2>/dev/null || die "the status read did not wait for the lock"
+    local t0=$SECONDS
+    kill -9 $waiter
+    wait $waiter 2>/dev/null || true
+    local waited=$((SECONDS - t0)) held=1
+    kill -0 $holder 2>/dev/null || held=0
+    # Both end within 10 s; then the device can go, whatever failed.
+    local io_rc=0 holder_rc=0
+    wait $io || io_rc=$?
+    wait $holder || holder_rc=$?
+    echo 1 >$sdd/delay
+    echo "note: the killed waiter exited in $waited s"
+    [ $waited -le 2 ] || die "the killed waiter took $waited s to exit"
+    [ $held = 1 ] || die "LOOP_SET_DIRECT_IO ended first: the lock was not held"
+    [ $io_rc = 0 ] || die "the slow read failed"
+    [ $holder_rc = 0 ] || die "LOOP_SET_DIRECT_IO failed"
+    sysfs_eq /sys/block/${dev#/dev/}/loop/dio 0
+    losetup -d $dev
+    settle 30
+    rmmod scsi_debug
+    unload
+}
+
 # A backing file on a disk that fails every request (fail_make_request on a
 # scsi_debug disk), in both modes: loop reads and writes fail with an I/O
 # error; once the disk works again, the data written before verifies, the
@@ -1057,7 +1139,9 @@ t_io_error() {
     for dio in off on; do
         dev=$(losetup --direct-io=$dio -f --show /tmp/sd/img)
         sysfs_eq /sys/block/loop0/loop/dio $([ $dio = on ] && echo 1 || echo 0)
-        # Nothing cached: the reads reach the disk.
+        # Nothing cached: the reads reach the disk. udev's probe of the new
+        # device reads the file too, so it must be done first.
+        settle 30
         echo 3 >/proc/sys/vm/drop_caches
         echo 1 >/sys/block/$sd/make-it-fail
         rd=0 wr=0
@@ -1257,7 +1341,7 @@ t_cached_reads() {
 # IOCB_NOWAIT: on a file with its blocks allocated, most I/Os are NOWAIT
 # hits and few go to the worker. The device's loop/nowait switch turns it
 # off (then every I/O goes to the worker), and takes only booleans; so
-# does the nowait module parameter. Writeback throttling is off.
+# does the nowait module parameter. Writeback throttling is on.
 t_nowait_paths() {
     # No cap on NOWAIT submissions in flight (the default is 1: see
     # t_nowait_depth), so that every direct request tries it.
@@ -1266,10 +1350,10 @@ t_nowait_paths() {
     mkimg $SCRATCH/img $mb
     local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/loop/nowait 1
-    # No writeback throttling: wbt_lat_usec reads 0, or EINVAL when WBT
-    # was never set up on the queue.
+    # Writeback throttling is on, as in C (t_rotational checks its value):
+    # it must not keep these direct writes from being NOWAIT hits below.
     local wbt; wbt=$(cat /sys/block/loop0/queue/wbt_lat_usec 2>&1) || true
-    case "$wbt" in 0|*"Invalid argument"*) ;; *) die "wbt_lat_usec: $wbt" ;; esac
+    case "$wbt" in 0|*"Invalid argument"*) die "wbt_lat_usec: $wbt" ;; esac
     local h0 w0 f0 n0 hits worker fb n
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios)
     f0=$(nowait_stat loop0 eagain_fallbacks); n0=$(done_ios loop0)
@@ -1594,8 +1678,36 @@ t_hw_queues() {
     dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
     [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
     buffered_overlap ${dev#/dev/}
-    local fio_pid; fio_verify_bg $dev $(sz 64M 24M) 32; fio_pid=$!
-    fio_verified $fio_pid $dev 1 run 1
+    # A request goes to the hardware queue of the CPU that submits it:
+    # fio pinned to each CPU in turn must be seen with requests in flight
+    # on that CPU's queue (debugfs hctxN/busy lists them; 7.3 keeps no
+    # per-queue totals).
+    mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+    local hctx=/sys/kernel/debug/block/${dev#/dev/} mq=/sys/block/${dev#/dev/}/mq
+    [ "$(ls -d $hctx/hctx* | wc -l)" = "$ncpu" ] || die "debugfs: not $ncpu hctx directories"
+    local c q h fio_pid seen samples
+    for c in $(seq 0 $((ncpu - 1))); do
+        q=
+        for h in $mq/*; do
+            if grep -qw $c <(tr ',' ' ' <$h/cpu_list); then q=${h##*/}; fi
+        done
+        [ -n "$q" ] || die "CPU $c maps to no hardware queue"
+        # The subshell's affinity passes to fio.
+        (taskset -p -c $c $BASHPID >/dev/null && fio_verify_bg $dev $(sz 32M 16M) 32 && wait $!) &
+        fio_pid=$!
+        seen=" " samples=0
+        while kill -0 $fio_pid 2>/dev/null; do
+            for h in $hctx/hctx*; do
+                case "$seen" in *" ${h##*/hctx} "*) continue ;; esac
+                if grep -q . $h/busy 2>/dev/null; then seen="$seen${h##*/hctx} "; fi
+            done
+            samples=$((samples + 1))
+            sleep 0.05
+        done
+        fio_verified $fio_pid $dev $samples samples 1
+        echo "note: fio on CPU $c: queues with requests in flight:$seen(CPU $c's is $q)"
+        case "$seen" in *" $q "*) ;; *) die "fio on CPU $c: its queue $q never had a request in flight" ;; esac
+    done
     losetup -d $dev
     unload
 }
@@ -1868,7 +1980,7 @@ ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
      attach_read_write status_offset_ro ro_device_bios autoclear ioctl_errors set_capacity
      fallocate_unsupported
      block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd change_fd_race
-     losetup_listing unprivileged_eperm rotational uevents read_past_eof fio_verify
+     losetup_listing unprivileged_eperm rotational uevents read_past_eof short_read killable_waits fio_verify
      dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify
      dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc
      detach_under_load reconfigure_under_io teardown_race configure_storm ioctl_fuzz
