@@ -13,7 +13,7 @@ use kernel::{
 
 use crate::device::{LoopDevice, NowaitConfig, Phase};
 use crate::params::{self, Layout};
-use crate::sys::{blk::Probe, misc::MiscIoctl, workqueue::IoWorkqueue};
+use crate::sys::{blk::Probe, misc::MiscIoctl};
 use crate::uapi;
 
 /// A registry entry, kept sorted by index.
@@ -34,8 +34,6 @@ pub(crate) struct Control {
     nowait: NowaitConfig,
     /// The module's debugfs directory, `loop/`, with one per device.
     debugfs: Dir,
-    /// The workqueue of every device's worker path.
-    wq: Arc<IoWorkqueue>,
     /// Whether `max_loop` was given and limits probes (see `params`).
     max_loop_specified: bool,
     #[pin]
@@ -49,13 +47,11 @@ impl Control {
         max_loop_specified: bool,
         nowait: NowaitConfig,
     ) -> Result<Arc<Self>> {
-        let wq = Arc::new(IoWorkqueue::new()?, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 layout,
                 nowait,
                 debugfs: Dir::new(c"loop"),
-                wq,
                 max_loop_specified,
                 slots <- new_mutex!(KVec::new()),
             }),
@@ -78,13 +74,7 @@ impl Control {
             // Refuse what add_disk would refuse, before allocating anything.
             self.layout.first_minor(index).ok_or(EINVAL)?;
             slots.reserve(1, GFP_KERNEL)?;
-            let dev = LoopDevice::new(
-                index,
-                &self.layout,
-                &self.debugfs,
-                self.nowait,
-                self.wq.clone(),
-            )?;
+            let dev = LoopDevice::new(index, &self.layout, &self.debugfs, self.nowait)?;
             let slot = Slot {
                 index,
                 dev: dev.clone(),
@@ -133,10 +123,10 @@ impl Control {
                 return Err(e);
             }
         };
-        // del_gendisk and put_disk, with no lock held. Work items of its
-        // requests may still be returning: module exit waits for them, when
-        // the workqueue goes.
+        // del_gendisk and put_disk, with no lock held; then the work items
+        // of its requests return, and `dev` may be the last reference.
         drop(disk);
+        dev.flush_workers();
         let mut slots = self.slots.lock();
         if let Some(pos) = position(&slots, index) {
             slots.remove(pos)?;
@@ -167,11 +157,6 @@ impl Control {
             };
             slot.dev.remove_for_exit();
         }
-        // A work item may still hold a device after its last request
-        // ended. Once they have all run, the last reference to the
-        // workqueue is ours, and it is not dropped from one of its own
-        // work items (which `destroy_workqueue` would wait for forever).
-        self.wq.flush();
     }
 }
 

@@ -38,7 +38,7 @@ use crate::params::Layout;
 use crate::sys::{
     blk::{tag_set_flags, Disk, DiskParams, RequestList, TagSet},
     file::{BackingFile, FileKind},
-    workqueue::IoWorkqueue,
+    workqueue::{flags as wq_flags, IoWorkqueue},
     ModuleRef,
 };
 use crate::uapi::{self, LO_NAME_SIZE};
@@ -152,9 +152,15 @@ pub(crate) struct LoopDevice {
     inner: Mutex<Inner>,
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
-    /// The module's workqueue, where each request that needs a worker is
-    /// its own work item, except those of `submit_list`.
-    pub(crate) wq: Arc<IoWorkqueue>,
+    /// The device's workqueue, `loopN`, where each request that needs a
+    /// worker is its own work item, except those of `submit_list`. Its own,
+    /// as C's: a stacked device's work never queues behind the device
+    /// below's on a shared rescuer, and it freezes for suspend. Unlike C's
+    /// it has a rescuer (`WQ_MEM_RECLAIM`): writeback of what sits on the
+    /// device waits for its work. It is not dropped from one of its own
+    /// work items, which hold the device (`submit_work`): each removal
+    /// flushes it first (see [`LoopDevice::flush_workers`]).
+    pub(crate) wq: IoWorkqueue,
     /// Direct reads and writes and buffered writes for the worker, which
     /// `submit_work` takes in batches (see [`LoopDevice::to_worker`]).
     pub(crate) submit_list: RequestList,
@@ -189,18 +195,21 @@ pub(crate) struct LoopDevice {
 }
 
 impl LoopDevice {
-    /// Makes the device object of `loopN` with its tag set; no disk yet.
-    /// Its debugfs directory goes under `debugfs`; `config` is the initial
-    /// setting of `NOWAIT` submission; requests that need a worker go to
-    /// `wq`.
+    /// Makes the device object of `loopN` with its tag set and workqueue;
+    /// no disk yet. Its debugfs directory goes under `debugfs`; `config` is
+    /// the initial setting of `NOWAIT` submission.
     pub(crate) fn new(
         index: u32,
         layout: &Layout,
         debugfs: &Dir,
         config: NowaitConfig,
-        wq: Arc<IoWorkqueue>,
     ) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(fmt!("loop{index}"))?;
+        // As C's `loop%d` (`WQ_UNBOUND | WQ_FREEZABLE`), with a rescuer.
+        let wq = IoWorkqueue::new(
+            &name,
+            wq_flags::UNBOUND | wq_flags::FREEZABLE | wq_flags::MEM_RECLAIM,
+        )?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -325,9 +334,8 @@ impl LoopDevice {
     }
 
     /// Takes the device down for module exit. Nothing is open or bound: a
-    /// bound device holds a module reference. The workers' code goes with
-    /// the module: the workqueue waits for them when it goes, after every
-    /// device.
+    /// bound device holds a module reference. Its work items have returned
+    /// when this does (see [`LoopDevice::flush_workers`]).
     pub(crate) fn remove_for_exit(&self) {
         let disk = {
             let mut inner = self.inner.lock();
@@ -335,6 +343,18 @@ impl LoopDevice {
             inner.disk.take()
         };
         drop(disk);
+        self.flush_workers();
+    }
+
+    /// Waits for the work items on the device's workqueue to return, once
+    /// its disk is gone and no more can be queued. Until then a work item
+    /// may still hold the device (`submit_work` does, between ending its
+    /// last request and returning), and dropping the last reference there
+    /// would destroy the workqueue from one of its own work items, which
+    /// waits for itself. After it, the remover's reference is the last one
+    /// a work item could have held.
+    pub(crate) fn flush_workers(&self) {
+        self.wq.flush();
     }
 
     /// The I/O configuration, for requests in flight: it cannot change

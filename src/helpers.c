@@ -8,6 +8,7 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
+#include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/llist.h>
 #include <linux/pagemap.h>
@@ -600,20 +601,20 @@ void rloop_inline_submit_exit(unsigned int flags, struct rloop_inline_saved *sav
 }
 
 /*
- * The module's workqueue for requests run by a worker: unbound, with a
- * rescuer, since it is in the writeback path of whatever sits on a loop
- * device. Each request is its own work item (in its PDU), so they run
- * concurrently.
+ * alloc_workqueue() is a macro (for its lockdep key); the name goes through
+ * "%s" so that it is never taken for a format.
  */
-struct workqueue_struct *rloop_alloc_io_workqueue(void);
+struct workqueue_struct *rloop_alloc_workqueue(const char *name,
+					       unsigned int flags);
 void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
 			 work_func_t fn);
 bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
 struct llist_node *rloop_llist_del_all(struct llist_head *head);
 
-struct workqueue_struct *rloop_alloc_io_workqueue(void)
+struct workqueue_struct *rloop_alloc_workqueue(const char *name,
+					       unsigned int flags)
 {
-	return alloc_workqueue("loop_io", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return alloc_workqueue("%s", flags, 0, name);
 }
 
 void rloop_queue_rq_work(struct workqueue_struct *wq, struct work_struct *work,
@@ -633,3 +634,13 @@ struct llist_node *rloop_llist_del_all(struct llist_head *head)
 {
 	return llist_del_all(head);
 }
+
+#ifdef CONFIG_COMPAT
+/* compat_ptr() is a static inline, defined per architecture. */
+unsigned long rloop_compat_ptr(unsigned long arg);
+
+unsigned long rloop_compat_ptr(unsigned long arg)
+{
+	return (unsigned long)compat_ptr(arg);
+}
+#endif

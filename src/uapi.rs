@@ -7,6 +7,12 @@
 //! is compiled into the module and into the host crate, whose tests check the
 //! layouts against the C header's sizes and offsets.
 
+// `LoopInfo` and `CompatLoopInfo` have x86's layouts: `__kernel_old_dev_t`
+// and `compat_dev_t` are other sizes elsewhere (32 bits on arm64), so they
+// would be wrong there, silently. Another architecture needs its own.
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("uapi.rs: the legacy loop_info layouts are x86-64's and i386's only");
+
 /// Length of the file name fields.
 pub const LO_NAME_SIZE: usize = 64;
 /// Length of the (obsolete) key fields.
@@ -100,6 +106,43 @@ pub struct LoopInfo {
     pub pad1: [u8; 4],
 }
 
+/// The legacy `struct loop_info` as a 32-bit x86 caller lays it out
+/// (`struct compat_loop_info` of `loop.c`: `compat_dev_t` is 16 bits and
+/// `compat_ulong_t` 32), for `compat_ioctl`. The implicit padding is
+/// spelled out, so that every byte copied to user space is initialised.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompatLoopInfo {
+    /// Device index (read-only).
+    pub lo_number: i32,
+    /// Device number of the backing file's filesystem (read-only).
+    pub lo_device: u16,
+    /// Padding before `lo_inode`.
+    pub pad0: [u8; 2],
+    /// Inode number of the backing file (read-only).
+    pub lo_inode: u32,
+    /// Device number the backing file stands for, if a device (read-only).
+    pub lo_rdevice: u16,
+    /// Padding before `lo_offset`.
+    pub pad1: [u8; 2],
+    /// Offset into the backing file.
+    pub lo_offset: i32,
+    /// Obsolete, ignored.
+    pub lo_encrypt_type: i32,
+    /// Obsolete, ignored.
+    pub lo_encrypt_key_size: i32,
+    /// `LO_FLAGS_*`.
+    pub lo_flags: i32,
+    /// Backing file name.
+    pub lo_name: [u8; LO_NAME_SIZE],
+    /// Obsolete.
+    pub lo_encrypt_key: [u8; LO_KEY_SIZE],
+    /// Obsolete.
+    pub lo_init: [u32; 2],
+    /// Padding.
+    pub reserved: [u8; 4],
+}
+
 /// `struct loop_info64`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +206,27 @@ impl Default for LoopInfo {
             lo_init: [0; 2],
             reserved: [0; 4],
             pad1: [0; 4],
+        }
+    }
+}
+
+impl Default for CompatLoopInfo {
+    fn default() -> Self {
+        Self {
+            lo_number: 0,
+            lo_device: 0,
+            pad0: [0; 2],
+            lo_inode: 0,
+            lo_rdevice: 0,
+            pad1: [0; 2],
+            lo_offset: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_name: [0; LO_NAME_SIZE],
+            lo_encrypt_key: [0; LO_KEY_SIZE],
+            lo_init: [0; 2],
+            reserved: [0; 4],
         }
     }
 }
@@ -262,6 +326,43 @@ impl LoopInfo64 {
         // C compares after the implicit conversions of the assignments.
         (i64::from(info.lo_offset) as u64 == self.lo_offset).then_some(info)
     }
+
+    /// `loop_info64_from_compat()`: what `loop_info64_from_old()` takes, from
+    /// a 32-bit caller's struct.
+    pub fn from_compat(info: &CompatLoopInfo) -> Self {
+        Self {
+            lo_number: info.lo_number as u32,
+            lo_device: info.lo_device.into(),
+            lo_inode: info.lo_inode.into(),
+            lo_rdevice: info.lo_rdevice.into(),
+            lo_offset: i64::from(info.lo_offset) as u64,
+            lo_sizelimit: 0,
+            lo_flags: info.lo_flags as u32,
+            lo_file_name: info.lo_name,
+            ..Self::default()
+        }
+    }
+
+    /// `loop_info64_to_compat()`: `None` (EOVERFLOW) where a device number,
+    /// the inode number or the offset does not fit the 32-bit struct.
+    pub fn to_compat(&self) -> Option<CompatLoopInfo> {
+        let info = CompatLoopInfo {
+            lo_number: self.lo_number as i32,
+            lo_device: self.lo_device as u16,
+            lo_inode: self.lo_inode as u32,
+            lo_rdevice: self.lo_rdevice as u16,
+            lo_offset: self.lo_offset as i32,
+            lo_flags: self.lo_flags as i32,
+            lo_name: self.lo_file_name,
+            ..CompatLoopInfo::default()
+        };
+        // C compares after the implicit conversions of the assignments.
+        (u64::from(info.lo_device) == self.lo_device
+            && u64::from(info.lo_rdevice) == self.lo_rdevice
+            && u64::from(info.lo_inode) == self.lo_inode
+            && i64::from(info.lo_offset) as u64 == self.lo_offset)
+            .then_some(info)
+    }
 }
 
 /// Size of a loop device in 512-byte sectors, from the backing size, the
@@ -298,6 +399,22 @@ mod tests {
         assert_eq!(offset_of!(LoopInfo, lo_init), 144);
         assert_eq!(offset_of!(LoopInfo, reserved), 160);
         assert_eq!(offset_of!(LoopInfo, pad1), 164);
+    }
+
+    // `struct compat_loop_info` of loop.c, compiled with gcc -m32.
+    #[test]
+    fn compat_loop_info_layout() {
+        assert_eq!(size_of::<CompatLoopInfo>(), 140);
+        assert_eq!(core::mem::align_of::<CompatLoopInfo>(), 4);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_device), 4);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_inode), 8);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_rdevice), 12);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_offset), 16);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_flags), 28);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_name), 32);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_encrypt_key), 96);
+        assert_eq!(offset_of!(CompatLoopInfo, lo_init), 128);
+        assert_eq!(offset_of!(CompatLoopInfo, reserved), 136);
     }
 
     #[test]
@@ -376,6 +493,72 @@ mod tests {
         });
         assert_eq!(back.lo_offset, (-512i64) as u64);
         assert_eq!(back.lo_sizelimit, 0);
+    }
+
+    #[test]
+    fn compat_info_converts_with_eoverflow() {
+        let mut i = LoopInfo64 {
+            lo_device: 0xfe00,
+            lo_inode: 0xffff_ffff,
+            lo_rdevice: 0,
+            lo_offset: (-4096i64) as u64,
+            lo_number: 3,
+            lo_flags: 4,
+            lo_sizelimit: 1 << 40,
+            lo_encrypt_key_size: 7,
+            ..Default::default()
+        };
+        i.lo_file_name[0] = b'f';
+        let c = i.to_compat().unwrap();
+        assert_eq!(
+            (
+                c.lo_device,
+                c.lo_inode,
+                c.lo_offset,
+                c.lo_number,
+                c.lo_flags
+            ),
+            (0xfe00, 0xffff_ffff, -4096, 3, 4)
+        );
+        assert_eq!(c.lo_name[0], b'f');
+        assert_eq!(c.lo_encrypt_key_size, 0);
+        for over in [
+            LoopInfo64 {
+                lo_device: 0x1_0000,
+                ..i
+            },
+            LoopInfo64 {
+                lo_rdevice: 0x1_0000,
+                ..i
+            },
+            LoopInfo64 {
+                lo_inode: 1 << 32,
+                ..i
+            },
+            LoopInfo64 {
+                lo_offset: 1 << 31,
+                ..i
+            },
+        ] {
+            assert_eq!(over.to_compat(), None);
+        }
+        let back = LoopInfo64::from_compat(&CompatLoopInfo {
+            lo_offset: -512,
+            lo_encrypt_key_size: 33,
+            lo_encrypt_type: 1,
+            lo_inode: 0xffff_ffff,
+            ..c
+        });
+        assert_eq!(back.lo_offset, (-512i64) as u64);
+        assert_eq!(back.lo_inode, 0xffff_ffff);
+        assert_eq!(back.lo_device, 0xfe00);
+        assert_eq!(back.lo_file_name[0], b'f');
+        // The obsolete fields are dropped, as in C: nothing to refuse.
+        let back = LoopInfo64::from_compat(&CompatLoopInfo {
+            lo_offset: 512,
+            ..c
+        });
+        assert_eq!(back.check(), Ok(()));
     }
 
     #[test]

@@ -23,6 +23,13 @@ fn user_arg(arg: usize) -> Result<usize> {
     Ok(arg)
 }
 
+/// Whether an opener with `mode` may change the device. As C, `capable()`
+/// is asked only of a read-only opener: a denied capability is what an LSM
+/// or audit logs, and a status read must not log one.
+fn may_change(mode: OpenMode) -> bool {
+    mode.write() || sys::capable_sys_admin()
+}
+
 impl DiskDriver for LoopDevice {
     type Owner = crate::LocalModule;
 
@@ -58,10 +65,7 @@ impl DiskDriver for LoopDevice {
                 bdev.claim().map(Some)
             }
         };
-        // As C, `capable()` is asked only of a read-only opener, and only
-        // for a change: a denied capability is what an LSM or audit logs,
-        // and a status read must not log one.
-        let may_change = || mode.write() || sys::capable_sys_admin();
+        let may_change = || may_change(mode);
         match cmd {
             uapi::LOOP_SET_FD => {
                 // As C: a loop_config with only the descriptor set.
@@ -122,6 +126,54 @@ impl DiskDriver for LoopDevice {
             uapi::LOOP_SET_CAPACITY => this.set_capacity(disk)?,
             uapi::LOOP_SET_DIRECT_IO => this.set_direct_io(disk, arg)?,
             _ => return Err(EINVAL),
+        }
+        Ok(0)
+    }
+
+    /// `lo_compat_ioctl()`: the two commands whose struct a 32-bit caller
+    /// lays out otherwise convert it; the others are the native ones, their
+    /// pointers through `compat_ptr`.
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(
+        this: ArcBorrow<'_, Self>,
+        disk: &DiskRef,
+        bdev: &BdevRef,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        use crate::uapi::CompatLoopInfo;
+        match cmd {
+            uapi::LOOP_SET_STATUS if !may_change(mode) => return Err(EPERM),
+            uapi::LOOP_SET_STATUS => {
+                let info: CompatLoopInfo = UserSlice::new(
+                    UserPtr::from_addr(sys::compat_ptr(arg)),
+                    size_of::<CompatLoopInfo>(),
+                )
+                .reader()
+                .read()?;
+                this.set_status(disk, &LoopInfo64::from_compat(&info))?;
+            }
+            uapi::LOOP_GET_STATUS => {
+                let arg = user_arg(sys::compat_ptr(arg))?;
+                let info = this.get_status()?.to_compat().ok_or(EOVERFLOW)?;
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<CompatLoopInfo>())
+                    .writer()
+                    .write(&info)?;
+            }
+            uapi::LOOP_SET_CAPACITY
+            | uapi::LOOP_CLR_FD
+            | uapi::LOOP_GET_STATUS64
+            | uapi::LOOP_SET_STATUS64
+            | uapi::LOOP_CONFIGURE => {
+                return Self::ioctl(this, disk, bdev, mode, cmd, sys::compat_ptr(arg))
+            }
+            // Their argument is a number, not a pointer.
+            uapi::LOOP_SET_FD
+            | uapi::LOOP_CHANGE_FD
+            | uapi::LOOP_SET_BLOCK_SIZE
+            | uapi::LOOP_SET_DIRECT_IO => return Self::ioctl(this, disk, bdev, mode, cmd, arg),
+            _ => return Err(ENOIOCTLCMD),
         }
         Ok(0)
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The hand-off to a worker: a work item of the request's own on the
-//! module's workqueue, or the device's batching worker.
+//! device's workqueue, or the device's batching worker.
 
 use core::sync::atomic::Ordering;
 use kernel::{

@@ -19,7 +19,7 @@ use kernel::{
     ModuleMetadata,
 };
 
-use crate::uapi::{LoopConfig, LoopInfo, LoopInfo64};
+use crate::uapi::{CompatLoopInfo, LoopConfig, LoopInfo, LoopInfo64};
 
 // SAFETY: `repr(C)` structs of integers and byte arrays with no implicit
 // padding (the layouts are checked by the host tests): every bit pattern is
@@ -33,6 +33,10 @@ unsafe impl FromBytes for LoopInfo64 {}
 unsafe impl AsBytes for LoopInfo64 {}
 // SAFETY: As above.
 unsafe impl FromBytes for LoopConfig {}
+// SAFETY: As above.
+unsafe impl FromBytes for CompatLoopInfo {}
+// SAFETY: As above.
+unsafe impl AsBytes for CompatLoopInfo {}
 
 /// A reference on module `M`, held by each bound loop device as in C, so
 /// that the module cannot go while a backing file is attached.
@@ -53,6 +57,21 @@ impl<M: ModuleMetadata> Drop for ModuleRef<M> {
         // SAFETY: Drops the reference `get` took.
         unsafe { bindings::module_put(M::THIS_MODULE.as_ptr()) };
     }
+}
+
+// The C helpers of `helpers.c`.
+#[cfg(CONFIG_COMPAT)]
+extern "C" {
+    fn rloop_compat_ptr(arg: usize) -> usize;
+}
+
+/// The user address in an ioctl argument of a 32-bit caller
+/// (`compat_ptr()`): the argument as it came, which on some architectures
+/// (s390) is not yet an address.
+#[cfg(CONFIG_COMPAT)]
+pub fn compat_ptr(arg: usize) -> usize {
+    // SAFETY: A conversion of integers, with no preconditions.
+    unsafe { rloop_compat_ptr(arg) }
 }
 
 /// Whether the caller has `CAP_SYS_ADMIN`.

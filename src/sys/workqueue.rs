@@ -1,24 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A workqueue of the module's own.
+//! A workqueue of the driver's own, made by `alloc_workqueue`.
 //!
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h).
 
 use core::ptr::NonNull;
-use kernel::{bindings, prelude::*};
+use kernel::{bindings, prelude::*, str::CStr};
 
 // The C helpers of `helpers.c`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rloop_alloc_io_workqueue() -> *mut bindings::workqueue_struct;
+    fn rloop_alloc_workqueue(name: *const c_char, flags: c_uint)
+        -> *mut bindings::workqueue_struct;
 }
 
-/// A workqueue of the module's own for [`Request::queue_work`]: unbound,
-/// with a rescuer thread (`WQ_MEM_RECLAIM`), since requests of a loop
-/// device are in the writeback path of what sits on it. Dropping it waits
-/// for every work item on it (`destroy_workqueue`): the module's code is
-/// not left running after it.
+/// Flags of [`IoWorkqueue::new`] (`enum wq_flags`).
+pub mod flags {
+    use kernel::bindings;
+
+    /// Its workers are not bound to a CPU (`WQ_UNBOUND`).
+    pub const UNBOUND: u32 = bindings::wq_flags_WQ_UNBOUND;
+    /// Frozen with user space for suspend and hibernation: its work items
+    /// wait until the system thaws (`WQ_FREEZABLE`).
+    pub const FREEZABLE: u32 = bindings::wq_flags_WQ_FREEZABLE;
+    /// It has a rescuer thread of its own, which runs its work items when
+    /// no worker can be created for want of memory (`WQ_MEM_RECLAIM`): for
+    /// work that memory reclaim may wait for.
+    pub const MEM_RECLAIM: u32 = bindings::wq_flags_WQ_MEM_RECLAIM;
+}
+
+/// A workqueue for [`Request::queue_work`](super::blk::Request::queue_work)
+/// and the kernel crate's work items. Dropping it waits for every work item
+/// on it (`destroy_workqueue`): its users' code is not left running after
+/// it. So it must not be dropped from one of its own work items, which
+/// would wait for itself.
 ///
 /// # Invariants
 ///
@@ -37,10 +53,12 @@ impl IoWorkqueue {
         self.ptr.as_ptr()
     }
 
-    /// Allocates the workqueue (`loop_io`).
-    pub fn new() -> Result<Self> {
-        // SAFETY: No preconditions.
-        let ptr = unsafe { rloop_alloc_io_workqueue() };
+    /// Allocates a workqueue called `name` (at most 31 bytes are kept),
+    /// with [`flags`]. May sleep.
+    pub fn new(name: &CStr, flags: u32) -> Result<Self> {
+        // SAFETY: `name` is a NUL-terminated string, copied by
+        // `alloc_workqueue` (through a "%s" format).
+        let ptr = unsafe { rloop_alloc_workqueue(name.as_char_ptr(), flags) };
         Ok(Self {
             ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
         })
@@ -53,7 +71,7 @@ impl IoWorkqueue {
         unsafe { kernel::workqueue::Queue::from_raw(self.ptr.as_ptr()) }
     }
 
-    /// Waits for every work item queued so far to have run
+    /// Waits for every work item queued so far to have run and returned
     /// (`flush_workqueue`). May sleep; not from a work item of this queue.
     pub fn flush(&self) {
         // SAFETY: By the type invariant the workqueue is live.

@@ -624,19 +624,71 @@ t_rotational() {
     unload
 }
 
+# wait_unbound loopN: a detach with the device open is deferred to its last
+# close (udev's, for one): wait up to 10 s for it.
+wait_unbound() {
+    local i
+    for i in $(seq 100); do
+        [ -e /sys/block/$1/loop ] || return 0
+        sleep 0.1
+    done
+    die "$1 still bound 10 s after its detach"
+}
+
+# The uevents of loop0, step by step, are C's: which steps send a change
+# event, how many, and which say RESIZE=1 or DISK_MEDIA_CHANGE=1.
 t_uevents() {
     load
-    mkimg $SCRATCH/img 2
-    udevadm monitor --kernel --subsystem-match=block >$SCRATCH/uevents 2>&1 &
+    mkimg $SCRATCH/a 4
+    mkimg $SCRATCH/b 8
+    # Both exist before the monitor starts: its first event is the attach's.
+    [ -e /sys/block/loop0 ] || expect "ok 0" "$LOOPCTL" add 0
+    [ -e /sys/block/loop1 ] || expect "ok 1" "$LOOPCTL" add 1
+    settle 30
+    udevadm monitor --kernel --property --subsystem-match=block >$SCRATCH/uevents 2>&1 &
     local mon=$!
     sleep 1
-    losetup /dev/loop0 $SCRATCH/img
-    losetup -d /dev/loop0
+    # uevent_mark N: the events so far are one step's. A synthetic change
+    # event of loop1 with its own UUID separates them.
+    uevent_mark() {
+        settle 30
+        echo "change 00000000-0000-0000-0000-00000000000$1" >/sys/block/loop1/uevent
+    }
+    # Detach, and wait for the deferred clear if udev still had it open.
+    detach_wait() { losetup -d /dev/loop0; wait_unbound loop0; }
+    losetup /dev/loop0 $SCRATCH/a; uevent_mark 1
+    truncate -s 8M $SCRATCH/a
+    losetup -c /dev/loop0; uevent_mark 2
+    losetup -c /dev/loop0; uevent_mark 3
+    detach_wait; uevent_mark 4
+    losetup -r /dev/loop0 $SCRATCH/a; uevent_mark 5
+    expect "ok 0" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b; uevent_mark 6
+    detach_wait; uevent_mark 7
     sleep 1
-    kill $mon; wait $mon 2>/dev/null
-    # A change event on attach and one on detach, at least.
-    [ "$(grep -c 'change.*/block/loop0 (block)' $SCRATCH/uevents)" -ge 2 ] ||
-        die "uevents: $(cat $SCRATCH/uevents)"
+    kill $mon; wait $mon 2>/dev/null || true
+    # One word per event of loop0 from the kernel: its action, and whether
+    # it says RESIZE=1 or DISK_MEDIA_CHANGE=1; "|" for a mark. Events that
+    # user space asked for (SYNTH_UUID: udev's watch after a writer
+    # closes) are not the driver's.
+    local got
+    got=$(awk 'BEGIN { RS = "" } {
+            dev = ""; act = ""; flag = ""; synth = ""
+            for (i = 1; i <= NF; i++) {
+                if ($i ~ /^DEVPATH=/) { n = split($i, p, "/"); dev = p[n] }
+                else if ($i ~ /^ACTION=/) act = substr($i, 8)
+                else if ($i == "RESIZE=1") flag = flag ":resize"
+                else if ($i == "DISK_MEDIA_CHANGE=1") flag = flag ":media"
+                else if ($i ~ /^SYNTH_UUID=/) synth = substr($i, 12)
+            }
+            if (dev == "loop1" && synth ~ /^00000000-/) printf "| "
+            else if (dev == "loop0" && synth == "") printf "%s%s ", act, flag
+        }' $SCRATCH/uevents)
+    # As loop.c: LOOP_CONFIGURE sends one change once its events are no
+    # longer suppressed; LOOP_SET_CAPACITY a resize event, or a plain change
+    # when the size stays; LOOP_CHANGE_FD one change; a detach a change and
+    # a media change.
+    local want="change | change:resize | change | change change:media | change | change | change change:media | "
+    [ "$got" = "$want" ] || die "uevents: want '$want', got '$got'"
     unload
 }
 
@@ -1072,6 +1124,127 @@ scsi_debug_fs() {
     mkfs.ext4 -q -F "$@" /dev/$sd >&2
     mkdir -p /tmp/sd && mount -o noatime /dev/$sd /tmp/sd >&2
     echo $sd
+}
+
+# 32-bit callers (compat_ioctl), as loop.c's lo_compat_ioctl(): the legacy
+# struct loop_info is converted to and from its 32-bit layout, not a byte is
+# written past it, a field too large for it is EOVERFLOW, the other
+# commands pass through, and one the driver does not know is ENOTTY. Every
+# command here is the 32-bit program's; loopctl (64-bit) cross-checks.
+t_compat_ioctl() {
+    load
+    local l32=$REPO/target/loop32 dev=/dev/loop0
+    [ -x $l32 ] || die "no $l32"
+    [ -e /sys/block/loop0 ] || expect "ok 0" "$LOOPCTL" add 0
+    settle 30
+    mkimg $SCRATCH/a 4
+    mkimg $SCRATCH/b 4
+    expect "ok" $l32 $dev set-fd $SCRATCH/a
+    expect "ok" $l32 $dev set 4096 8 compat-name
+    expect "number=0 offset=4096 sizelimit=0 flags=8 name=compat-name" LOOPCTL_DEV $dev get-status64
+    local d i ids
+    read -r d i < <(stat -c '%d %i' $SCRATCH/a)
+    ids="device=$d inode=$i rdevice=0"
+    if [ "$d" -gt 65535 ] || [ "$i" -gt 4294967295 ]; then
+        expect "err EOVERFLOW" $l32 $dev get
+    else
+        expect "ok number=0 $ids offset=4096 flags=8 name=compat-name" $l32 $dev get
+    fi
+    expect "ok number=0 $ids offset=4096 sizelimit=0 flags=8 name=compat-name" $l32 $dev get64
+    # LO_FLAGS_PARTSCAN stays: LOOP_SET_STATUS* cannot clear it.
+    expect "ok" $l32 $dev set64 8192 1048576 0
+    expect "ok number=0 $ids offset=8192 sizelimit=1048576 flags=8 name=compat-name" $l32 $dev get64
+    sysfs_eq /sys/block/loop0/size 2048
+    # An offset the 32-bit struct cannot hold.
+    expect "ok" $l32 $dev set64 $((1 << 31)) 0 0
+    expect "err EOVERFLOW" $l32 $dev get
+    expect "ok" $l32 $dev set64 0 0 0
+    truncate -s 8M $SCRATCH/a
+    expect "ok" $l32 $dev capacity
+    sysfs_eq /sys/block/loop0/size 16384
+    expect "ok" $l32 $dev block-size 4096
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    expect "ok" $l32 $dev direct-io 0
+    sysfs_eq /sys/block/loop0/loop/dio 0
+    expect "err ENOTTY" $l32 $dev unknown
+    expect "ok" $l32 $dev clr
+    wait_unbound loop0
+    expect "err ENXIO" $l32 $dev get
+    # LOOP_CONFIGURE, read-only, then LOOP_CHANGE_FD onto a file of the size.
+    truncate -s 4M $SCRATCH/a
+    expect "ok" $l32 $dev configure $SCRATCH/a 4096 1
+    sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
+    sysfs_eq /sys/block/loop0/ro 1
+    expect "ok" $l32 $dev change-fd $SCRATCH/b
+    read -r d i < <(stat -c '%d %i' $SCRATCH/b)
+    expect "ok number=0 device=$d inode=$i rdevice=0 offset=0 sizelimit=0 flags=1 name=$SCRATCH/a" $l32 $dev get64
+    cmp $dev $SCRATCH/b || die "$dev does not read b after LOOP_CHANGE_FD"
+    expect "ok" $l32 $dev clr
+    wait_unbound loop0
+    unload
+}
+
+# Each device has a workqueue of its own, loopN, as C's: a three-level
+# stack (loop2 on loop1 on loop0 on a file, all buffered) written through
+# from a cgroup whose memory.max is far below what it writes, so that its
+# page cache is reclaimed as it goes. Workers of all three queues run, the
+# write finishes and verifies, and nothing is killed. Ours also gives each
+# queue a rescuer thread (WQ_MEM_RECLAIM), kworker/R-loopN; C's have none.
+t_workqueues() {
+    load
+    local mb; mb=$(sz 256 96)
+    truncate -s ${mb}M $SCRATCH/img
+    mkimg $SCRATCH/data $mb
+    local d0 d1 d2
+    d0=$(losetup --direct-io=off -f --show $SCRATCH/img)
+    d1=$(losetup --direct-io=off -f --show $d0)
+    d2=$(losetup --direct-io=off -f --show $d1)
+    settle 30
+    local n
+    if [ $IMPL = rloop ]; then
+        local comms; comms=$(cat /proc/[0-9]*/comm 2>/dev/null)
+        for n in ${d0#/dev/} ${d1#/dev/} ${d2#/dev/}; do
+            grep -qx "kworker/R-$n" <<<"$comms" || die "no rescuer thread kworker/R-$n"
+        done
+        ! grep -q "^kworker/R-loop_io" <<<"$comms" || die "a module-wide rescuer kworker/R-loop_io is left"
+    fi
+    mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+    grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
+        echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+    local cg=/sys/fs/cgroup/rloop-wq
+    rmdir $cg 2>/dev/null || true
+    mkdir $cg
+    echo 16M >$cg/memory.max
+    [ ! -e $cg/memory.swap.max ] || echo 0 >$cg/memory.swap.max
+    # The writer, in the cgroup.
+    (echo $BASHPID >$cg/cgroup.procs &&
+        exec timeout 600 dd if=$SCRATCH/data of=$d2 bs=1M conv=fsync status=none) &
+    local w=$! seen=" " q
+    while kill -0 $w 2>/dev/null; do
+        # An unbound worker's name ends in the workqueue it last ran.
+        for q in $(cat /proc/[0-9]*/comm 2>/dev/null | sed -n '/^kworker\/R-/d; s/^kworker\/.*[-+]\(loop.*\)$/\1/p' | sort -u); do
+            case "$seen" in *" $q "*) ;; *) seen="$seen$q " ;; esac
+        done
+        sleep 0.2
+    done
+    local rc=0; wait $w || rc=$?
+    local peak oom
+    peak=$(cat $cg/memory.peak 2>/dev/null || echo ?)
+    oom=$(sed -n 's/^oom_kill //p' $cg/memory.events)
+    echo "note: ${mb} MiB through three levels in a 16 MiB cgroup (peak $peak); workers seen for:$seen"
+    echo $$ >/sys/fs/cgroup/cgroup.procs
+    rmdir $cg
+    [ $rc = 0 ] || die "the write through $d2 failed ($rc)"
+    [ "$oom" = 0 ] || die "$oom OOM kills in the cgroup"
+    for n in ${d0#/dev/} ${d1#/dev/} ${d2#/dev/}; do
+        case "$seen" in *" $n "*) ;; *) die "no worker ran $n's work items (seen:$seen)" ;; esac
+    done
+    echo 3 >/proc/sys/vm/drop_caches
+    cmp $d2 $SCRATCH/data || die "$d2 and the data written differ"
+    cmp $SCRATCH/img $SCRATCH/data || die "the backing file and the data written differ"
+    losetup -d $d2; losetup -d $d1; losetup -d $d0
+    rm -f $SCRATCH/data
+    unload
 }
 
 # An ioctl may hold the device lock across a queue freeze, which waits for
@@ -1980,9 +2153,9 @@ ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
      attach_read_write status_offset_ro ro_device_bios autoclear ioctl_errors set_capacity
      fallocate_unsupported
      block_size_4k partitions ext4_xfs attach_storm rmmod_bound change_fd change_fd_race
-     losetup_listing unprivileged_eperm rotational uevents read_past_eof short_read killable_waits fio_verify
+     losetup_listing unprivileged_eperm rotational uevents compat_ioctl read_past_eof short_read killable_waits fio_verify
      dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify
-     dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads io_error enospc
+     dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads workqueues io_error enospc
      detach_under_load reconfigure_under_io teardown_race configure_storm ioctl_fuzz
      backing_lifetime)
 QUICK=(losetup_f attach_read_write autoclear change_fd read_past_eof dio_min_size)

@@ -40,6 +40,20 @@ pub trait DiskDriver: QueueOperations {
         cmd: u32,
         arg: usize,
     ) -> Result<i32>;
+
+    /// A block device ioctl of a 32-bit caller (`compat_ioctl`) the block
+    /// layer did not handle itself. A pointer in `arg` is an address only
+    /// through [`compat_ptr`](crate::sys::compat_ptr). A command the driver
+    /// does not know is `ENOIOCTLCMD`, which the caller sees as `ENOTTY`.
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(
+        this: ArcBorrow<'_, Self>,
+        disk: &DiskRef,
+        bdev: &BdevRef,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32>;
 }
 
 /// The request callbacks of a driver's queue: `blk_mq_ops.queue_rq`, and
@@ -73,6 +87,10 @@ pub trait QueueOperations: Send + Sync + Sized + 'static {
 
 pub(super) struct Callbacks<T: DiskDriver>(PhantomData<T>);
 
+/// [`DiskDriver::ioctl`] or [`DiskDriver::compat_ioctl`].
+type IoctlHandler<T> =
+    for<'a> fn(ArcBorrow<'a, T>, &DiskRef, &BdevRef, OpenMode, u32, usize) -> Result<i32>;
+
 impl<T: DiskDriver> Callbacks<T> {
     pub(super) const MQ_OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq),
@@ -84,7 +102,8 @@ impl<T: DiskDriver> Callbacks<T> {
         open: Some(Self::open),
         release: Some(Self::release),
         ioctl: Some(Self::ioctl),
-        compat_ioctl: Some(Self::ioctl),
+        #[cfg(CONFIG_COMPAT)]
+        compat_ioctl: Some(Self::compat_ioctl),
         free_disk: Some(Self::free_disk),
         owner: T::Owner::THIS_MODULE.as_ptr(),
         ..pin_init::zeroed()
@@ -180,6 +199,37 @@ impl<T: DiskDriver> Callbacks<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
+        // SAFETY: As this function's.
+        unsafe { Self::dispatch_ioctl(T::ioctl, bdev, mode, cmd, arg) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Self::ioctl`], for a 32-bit caller.
+    #[cfg(CONFIG_COMPAT)]
+    unsafe extern "C" fn compat_ioctl(
+        bdev: *mut bindings::block_device,
+        mode: bindings::blk_mode_t,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_int {
+        // SAFETY: As this function's.
+        unsafe { Self::dispatch_ioctl(T::compat_ioctl, bdev, mode, cmd, arg) }
+    }
+
+    /// Calls `handler` with the device and disk of `bdev`.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` is an open block device of a disk made by [`Disk::new`], open
+    /// for the duration of the call.
+    unsafe fn dispatch_ioctl(
+        handler: IoctlHandler<T>,
+        bdev: *mut bindings::block_device,
+        mode: bindings::blk_mode_t,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_int {
         // SAFETY: An open block device has a live disk whose private data is ours.
         let (this, disk) = unsafe {
             let disk = (*bdev).bd_disk;
@@ -187,7 +237,7 @@ impl<T: DiskDriver> Callbacks<T> {
         };
         // SAFETY: The bdev is open for the duration of the ioctl.
         let bdev = unsafe { &*bdev.cast::<BdevRef>() };
-        match T::ioctl(this, disk, bdev, OpenMode(mode), cmd, arg) {
+        match handler(this, disk, bdev, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
