@@ -1851,37 +1851,55 @@ t_hw_queues() {
     dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
     [ "$(ls -d /sys/block/${dev#/dev/}/mq/*/ | wc -l)" = "$ncpu" ] || die "nr_hw_queues=0: not $ncpu queues"
     buffered_overlap ${dev#/dev/}
-    # A request goes to the hardware queue of the CPU that submits it:
-    # fio pinned to each CPU in turn must be seen with requests in flight
-    # on that CPU's queue (debugfs hctxN/busy lists them; 7.3 keeps no
-    # per-queue totals).
+    losetup -d $dev
+    # A request goes to the hardware queue of the CPU that submits it: a
+    # reader pinned to each CPU in turn must keep that CPU's queue busy,
+    # more than any other (debugfs hctxN/busy lists the requests in flight;
+    # 7.3 keeps no per-queue totals). On a scsi_debug disk that answers
+    # each command after 20 ms, so that every request is in flight long
+    # enough to be sampled (on a fast disk, sampling missed them all).
+    local sd; sd=$(scsi_debug_disk 16 ndelay=20000000)
+    dev=$(losetup --direct-io=on -f --show /dev/$sd)
+    sysfs_eq /sys/block/${dev#/dev/}/loop/dio 1
     mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
     local hctx=/sys/kernel/debug/block/${dev#/dev/} mq=/sys/block/${dev#/dev/}/mq
     [ "$(ls -d $hctx/hctx* | wc -l)" = "$ncpu" ] || die "debugfs: not $ncpu hctx directories"
-    local c q h fio_pid seen samples
+    local c q h pid samples seen
     for c in $(seq 0 $((ncpu - 1))); do
         q=
         for h in $mq/*; do
             if grep -qw $c <(tr ',' ' ' <$h/cpu_list); then q=${h##*/}; fi
         done
         [ -n "$q" ] || die "CPU $c maps to no hardware queue"
-        # The subshell's affinity passes to fio.
-        (taskset -p -c $c $BASHPID >/dev/null && fio_verify_bg $dev $(sz 32M 16M) 32 && wait $!) &
-        fio_pid=$!
-        seen=" " samples=0
-        while kill -0 $fio_pid 2>/dev/null; do
+        # Samples in which each queue had a request in flight.
+        local -A busy=()
+        samples=0
+        taskset -c $c dd if=$dev of=/dev/null bs=4k count=300 iflag=direct status=none &
+        pid=$!
+        while kill -0 $pid 2>/dev/null; do
             for h in $hctx/hctx*; do
-                case "$seen" in *" ${h##*/hctx} "*) continue ;; esac
-                if grep -q . $h/busy 2>/dev/null; then seen="$seen${h##*/hctx} "; fi
+                if grep -q . $h/busy 2>/dev/null; then
+                    busy[${h##*/hctx}]=$((${busy[${h##*/hctx}]:-0} + 1))
+                fi
             done
             samples=$((samples + 1))
             sleep 0.05
         done
-        fio_verified $fio_pid $dev $samples samples 1
-        echo "note: fio on CPU $c: queues with requests in flight:$seen(CPU $c's is $q)"
-        case "$seen" in *" $q "*) ;; *) die "fio on CPU $c: its queue $q never had a request in flight" ;; esac
+        wait $pid || die "dd on CPU $c failed"
+        seen=
+        for h in "${!busy[@]}"; do seen="$seen hctx$h:${busy[$h]}"; done
+        echo "note: a reader on CPU $c: of $samples samples, with a request in flight:$seen (CPU $c's queue is $q)"
+        [ "${busy[$q]:-0}" -ge $((samples / 2)) ] && [ "${busy[$q]:-0}" -gt 0 ] ||
+            die "a reader on CPU $c: its queue $q busy in ${busy[$q]:-0} of $samples samples"
+        for h in "${!busy[@]}"; do
+            [ "$h" = "$q" ] || [ "${busy[$h]}" -lt "${busy[$q]}" ] ||
+                die "a reader on CPU $c: queue $h busy as often as its own, $q"
+        done
+        unset busy
     done
     losetup -d $dev
+    udevadm settle
+    rmmod scsi_debug
     unload
 }
 
