@@ -124,7 +124,7 @@ def drop_caches():
         f.write("3\n")
 
 
-COUNTERS = ("nowait_hits", "eagain_fallbacks", "cached_reads", "page_waits", "worker_ios")
+COUNTERS = ("nowait_hits", "eagain_fallbacks", "cached_reads", "cached_misses", "worker_ios")
 
 
 def io_counters(dev):
