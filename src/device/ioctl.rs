@@ -6,6 +6,7 @@
 use kernel::{
     prelude::*,
     sync::ArcBorrow,
+    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -28,6 +29,20 @@ fn user_arg(arg: usize) -> Result<usize> {
 /// or audit logs, and a status read must not log one.
 fn may_change(mode: OpenMode) -> bool {
     mode.write() || sys::capable_sys_admin()
+}
+
+/// Reads a `T` from the user address `addr`.
+fn read_user<T: FromBytes>(addr: usize) -> Result<T> {
+    UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+        .reader()
+        .read()
+}
+
+/// Writes `value` to the user address `addr`.
+fn write_user<T: AsBytes>(addr: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+        .writer()
+        .write(value)
 }
 
 impl DiskDriver for LoopDevice {
@@ -65,7 +80,6 @@ impl DiskDriver for LoopDevice {
                 bdev.claim().map(Some)
             }
         };
-        let may_change = || may_change(mode);
         match cmd {
             uapi::LOOP_SET_FD => {
                 // As C: a loop_config with only the descriptor set.
@@ -77,45 +91,35 @@ impl DiskDriver for LoopDevice {
                 this.configure(disk, mode, &config)?;
             }
             uapi::LOOP_CONFIGURE => {
-                let config: LoopConfig =
-                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopConfig>())
-                        .reader()
-                        .read()?;
+                let config: LoopConfig = read_user(arg)?;
                 let _claim = claim()?;
                 this.configure(disk, mode, &config)?;
             }
             uapi::LOOP_CLR_FD => this.clr_fd(disk)?,
             uapi::LOOP_CHANGE_FD => this.change_fd(disk, arg as u32)?,
-            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change() => return Err(EPERM),
+            uapi::LOOP_SET_STATUS | uapi::LOOP_SET_STATUS64 if !may_change(mode) => {
+                return Err(EPERM)
+            }
             uapi::LOOP_SET_STATUS => {
-                let old: LoopInfo = UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
-                    .reader()
-                    .read()?;
+                let old: LoopInfo = read_user(arg)?;
                 this.set_status(disk, &LoopInfo64::from_old(&old))?;
             }
             uapi::LOOP_SET_STATUS64 => {
-                let info: LoopInfo64 =
-                    UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
-                        .reader()
-                        .read()?;
+                let info: LoopInfo64 = read_user(arg)?;
                 this.set_status(disk, &info)?;
             }
             uapi::LOOP_GET_STATUS => {
                 let arg = user_arg(arg)?;
                 let old = this.get_status()?.to_old().ok_or(EOVERFLOW)?;
-                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo>())
-                    .writer()
-                    .write(&old)?;
+                write_user(arg, &old)?;
             }
             uapi::LOOP_GET_STATUS64 => {
                 let arg = user_arg(arg)?;
                 let info = this.get_status()?;
-                UserSlice::new(UserPtr::from_addr(arg), size_of::<LoopInfo64>())
-                    .writer()
-                    .write(&info)?;
+                write_user(arg, &info)?;
             }
             uapi::LOOP_SET_BLOCK_SIZE | uapi::LOOP_SET_CAPACITY | uapi::LOOP_SET_DIRECT_IO
-                if !may_change() =>
+                if !may_change(mode) =>
             {
                 return Err(EPERM)
             }
@@ -146,20 +150,13 @@ impl DiskDriver for LoopDevice {
         match cmd {
             uapi::LOOP_SET_STATUS if !may_change(mode) => return Err(EPERM),
             uapi::LOOP_SET_STATUS => {
-                let info: CompatLoopInfo = UserSlice::new(
-                    UserPtr::from_addr(sys::compat_ptr(arg)),
-                    size_of::<CompatLoopInfo>(),
-                )
-                .reader()
-                .read()?;
+                let info: CompatLoopInfo = read_user(sys::compat_ptr(arg))?;
                 this.set_status(disk, &LoopInfo64::from_compat(&info))?;
             }
             uapi::LOOP_GET_STATUS => {
                 let arg = user_arg(sys::compat_ptr(arg))?;
                 let info = this.get_status()?.to_compat().ok_or(EOVERFLOW)?;
-                UserSlice::new(UserPtr::from_addr(arg), size_of::<CompatLoopInfo>())
-                    .writer()
-                    .write(&info)?;
+                write_user(arg, &info)?;
             }
             uapi::LOOP_SET_CAPACITY
             | uapi::LOOP_CLR_FD
