@@ -6,6 +6,7 @@
 #   make check-quick host tests and one boot of the core guest tests
 #   make check       set up, build, and run every test (what CI runs)
 #   make check-long  every test at full size, for before a release
+#   make check-stack the stacked topologies and the deepest stack, C and ours
 #   make bench       the C loop.ko against ours in the guest (BENCHMARKS.md)
 #
 #   make             build loop.ko against KDIR (default: the cached test kernel)
@@ -21,7 +22,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1
 export PATH := /usr/lib/llvm-19/bin:$(PATH)
 
 .PHONY: all modules clean modules_install kdir setup rustfmt rustfmtcheck clippy doc \
-	host-test demo check check-quick check-long bench
+	host-test demo check check-quick check-long check-stack bench
 
 all: modules
 
@@ -77,6 +78,9 @@ check-quick: setup
 	DRIVER=$(DRIVER) TIER=quick scripts/check
 check-long: setup
 	DRIVER=$(DRIVER) TIER=long scripts/check
+# Both drivers unless DRIVER is given: the point is the comparison.
+check-stack: setup
+	DRIVER=$(if $(filter command line environment,$(origin DRIVER)),$(DRIVER),both) TIER=stack scripts/check
 
 # The benchmark, in its own boot of the bench kernel: not part of check.
 bench:

@@ -100,6 +100,9 @@ pub(crate) struct IoConfig {
     pub(crate) direct: bool,
     /// The file is a regular file (else a block device).
     pub(crate) regular: bool,
+    /// The file honours `IOCB_NOWAIT` (`FMODE_NOWAIT`): only then is a
+    /// request submitted to it from `queue_rq`.
+    pub(crate) nowait: bool,
     /// The device is read-only (`LO_FLAGS_READ_ONLY`): requests that
     /// write fail, and the file is never written.
     pub(crate) read_only: bool,
@@ -113,6 +116,7 @@ impl IoConfig {
                 offset,
                 direct,
                 regular: matches!(file.kind(), FileKind::Regular),
+                nowait: file.honours_nowait(),
                 read_only,
             },
             GFP_KERNEL,

@@ -13,6 +13,7 @@
 #include <linux/llist.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/task_stack.h>
 #include <linux/statfs.h>
 #include <linux/workqueue.h>
 
@@ -425,6 +426,7 @@ bool rloop_rq_iter_single(struct request *rq, struct iov_iter *iter, unsigned in
 /* Direct I/O */
 bool rloop_file_can_odirect(struct file *file);
 bool rloop_file_o_direct(struct file *file);
+bool rloop_file_nowait(struct file *file);
 bool rloop_file_buf_rasync(struct file *file);
 int rloop_file_statx_dioalign(struct file *file, u32 *offset_align, u32 *mem_align);
 bool rloop_file_sb_bdev_align(struct file *file, u32 *lbs, u32 *dma_mask);
@@ -435,6 +437,11 @@ void rloop_kiocb_end_write(struct kiocb *iocb);
 bool rloop_file_can_odirect(struct file *file)
 {
 	return file->f_mode & FMODE_CAN_ODIRECT;
+}
+
+bool rloop_file_nowait(struct file *file)
+{
+	return file->f_mode & FMODE_NOWAIT;
 }
 
 bool rloop_file_o_direct(struct file *file)
@@ -542,6 +549,25 @@ bool rloop_may_submit_inline(void)
 	 */
 	return !current->journal_info &&
 	       !(current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOIO));
+}
+
+/*
+ * The bytes of the current task's stack left below the stack pointer (the
+ * stack grows down on every architecture this module builds for), or 0
+ * when the stack pointer is not on the task's stack (an interrupt stack).
+ * current_stack_pointer, task_stack_page() and THREAD_SIZE are a register
+ * variable, a static inline and a macro, which bindgen cannot reach.
+ */
+unsigned long rloop_stack_left(void);
+
+unsigned long rloop_stack_left(void)
+{
+	unsigned long sp = current_stack_pointer;
+	unsigned long low = (unsigned long)task_stack_page(current);
+
+	if (sp < low || sp >= low + THREAD_SIZE)
+		return 0;
+	return sp - low;
 }
 
 /*

@@ -29,6 +29,12 @@
 //!   deep queue that empties for a moment stays with the worker;
 //! - `busy_holds`: how many times a request found the queue over
 //!   `nowait_depth` + 1 and so started the busy hold;
+//! - `inline_stack_min` (read-write, bytes): a submission from
+//!   `queue_rq` is made only while at least this much of the submitter's
+//!   kernel stack is left below `queue_rq`'s frame; from
+//!   [`INLINE_STACK_MIN`] (`docs/design.md`, "Stack");
+//! - `stack_deferred`: requests that went to the worker because the
+//!   submitter's stack had less than `inline_stack_min` left;
 //! - `fail_nowait_every` (read-write): with N > 0, every N-th `NOWAIT`
 //!   submission fails with `EAGAIN`, in turn at once (the backing file is
 //!   not called) and at completion (the I/O is done and then dropped).
@@ -59,6 +65,8 @@ pub(crate) struct IoStats {
     /// after one saw a busy queue (see [`IoStats::nowait_slot`]).
     busy_hold: Atomic<u32>,
     busy_holds: Atomic<u64>,
+    inline_stack_min: Atomic<u32>,
+    stack_deferred: Atomic<u64>,
     fail_nowait_every: Atomic<u32>,
     /// `NOWAIT` submissions, counted to pick the ones that fail.
     nowait_tries: Atomic<u64>,
@@ -87,6 +95,8 @@ impl IoStats {
                 nowait_depth: Atomic::new(nowait_depth),
                 busy_hold: Atomic::new(0),
                 busy_holds: Atomic::new(0),
+                inline_stack_min: Atomic::new(INLINE_STACK_MIN),
+                stack_deferred: Atomic::new(0),
                 fail_nowait_every: Atomic::new(0),
                 nowait_tries: Atomic::new(0),
             },
@@ -102,6 +112,8 @@ impl IoStats {
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
                 dir.read_write_file(c"nowait_depth", &s.nowait_depth);
                 dir.read_only_file(c"busy_holds", &s.busy_holds);
+                dir.read_write_file(c"inline_stack_min", &s.inline_stack_min);
+                dir.read_only_file(c"stack_deferred", &s.stack_deferred);
                 dir.read_write_file(c"fail_nowait_every", &s.fail_nowait_every);
             },
         )
@@ -180,6 +192,18 @@ impl IoStats {
         self.nowait_inflight.fetch_sub(1, Relaxed);
     }
 
+    /// Whether `stack_left` bytes of the submitter's stack are enough for
+    /// a submission from `queue_rq` (`inline_stack_min`); counts the
+    /// requests that go to the worker for want of it.
+    pub(crate) fn stack_allows_inline(&self, stack_left: usize) -> bool {
+        let min = self.inline_stack_min.load(Relaxed);
+        if usize::try_from(min).is_ok_and(|min| stack_left >= min) {
+            return true;
+        }
+        self.stack_deferred.fetch_add(1, Relaxed);
+        false
+    }
+
     /// Counts a buffered read done whole from `queue_rq`.
     pub(crate) fn cached_read(&self) {
         self.cached_reads.fetch_add(1, Relaxed);
@@ -210,6 +234,15 @@ impl IoStats {
         WorkerRun(self)
     }
 }
+
+/// The least of the submitter's kernel stack, in bytes, that must be left
+/// below the driver's frame for a submission from `queue_rq`: the deepest
+/// call into a backing file measured below `Request::submit_direct`
+/// (5,392 bytes on the debug kernel: ext4 allocating blocks for a direct
+/// write, KASAN recording the allocation), rounded up, plus a reserve of
+/// 4 KiB for interrupts and what the measurement missed. See
+/// `docs/design.md`, "The submitter's stack and task state".
+pub(crate) const INLINE_STACK_MIN: u32 = 10 * 1024;
 
 /// After a request finds its hardware queue over `nowait_depth` + 1, how
 /// many requests in a row must find it idle before `NOWAIT` is tried

@@ -26,15 +26,18 @@ impl LoopDevice {
     /// device or to a regular file with no write waiting for the worker
     /// (writes that allocate blocks get `EAGAIN`, and so would the ones
     /// after them), only on a queue that is nearly idle (`nowait_depth`);
-    /// small buffered reads of a regular file. Never from inside a
-    /// filesystem transaction or memory reclaim.
+    /// small buffered reads of a regular file; only to a file that honours
+    /// `IOCB_NOWAIT` (`FMODE_NOWAIT`): another one (FUSE, overlayfs) may
+    /// block or act with the submitter's credentials. Never from inside a
+    /// filesystem transaction or memory reclaim, nor with less than
+    /// `inline_stack_min` of the submitter's stack left.
     pub(super) fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
         let write = match rq.op() {
             ReqOp::Read => false,
             ReqOp::Write => true,
             _ => return Some(rq),
         };
-        if !self.nowait.load(Ordering::Relaxed) || !task::may_submit_inline() {
+        if !self.nowait.load(Ordering::Relaxed) || !io.nowait || !task::may_submit_inline() {
             return Some(rq);
         }
         if !io.direct {
@@ -49,6 +52,9 @@ impl LoopDevice {
         let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {
             return Some(rq);
         };
+        if !self.stack_allows_inline() {
+            return Some(rq);
+        }
         let pos = rq.pos() + io.offset;
         let mode = self.stats.nowait_mode();
         let _scope = InlineSubmitScope::enter();
@@ -73,7 +79,7 @@ impl LoopDevice {
     /// on the submitter's CPU (in one TCG boot, sequential 1 MiB reads fell
     /// from 519–546 to 402–419 IOPS when copied here).
     fn read_cached(&self, io: &IoConfig, rq: Request) -> Option<Request> {
-        if rq.bytes() > SMALL_READ {
+        if rq.bytes() > SMALL_READ || !self.stack_allows_inline() {
             return Some(rq);
         }
         let pos = rq.pos() + io.offset;
@@ -90,5 +96,14 @@ impl LoopDevice {
                 Some(rq)
             }
         }
+    }
+
+    /// Whether enough of the submitter's stack is left for a submission
+    /// from `queue_rq` (`inline_stack_min`). The stack is the submitter's,
+    /// not ours: what the backing filesystem and the devices under it use
+    /// comes on top of whatever called `queue_rq`, which may be a
+    /// filesystem's writeback on a stack of devices.
+    fn stack_allows_inline(&self) -> bool {
+        self.stats.stack_allows_inline(task::stack_left())
     }
 }

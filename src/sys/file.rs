@@ -25,6 +25,7 @@ extern "C" {
     fn rloop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
     fn rloop_file_can_odirect(file: *mut bindings::file) -> bool;
     fn rloop_file_o_direct(file: *mut bindings::file) -> bool;
+    fn rloop_file_nowait(file: *mut bindings::file) -> bool;
     fn rloop_file_buf_rasync(file: *mut bindings::file) -> bool;
     fn rloop_file_statx_dioalign(
         file: *mut bindings::file,
@@ -237,6 +238,16 @@ impl BackingFile {
     pub fn can_direct_io(&self) -> bool {
         // SAFETY: The file is valid.
         unsafe { rloop_file_can_odirect(self.raw()) }
+    }
+
+    /// Whether the file's reads and writes honour `IOCB_NOWAIT`
+    /// (`FMODE_NOWAIT`, set at open by ext4, xfs, btrfs, block devices and
+    /// others; not by FUSE, overlayfs or 9p, which may block or call out
+    /// on the caller's behalf whatever the flag says). io_uring does not
+    /// try a non-blocking submission to a file without it either.
+    pub fn honours_nowait(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_nowait(self.raw()) }
     }
 
     /// Whether the file's buffered reads honour `IOCB_NOWAIT`

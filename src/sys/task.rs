@@ -17,6 +17,7 @@ extern "C" {
     fn rloop_inline_submit_enter(saved: *mut InlineSaved) -> u32;
     fn rloop_inline_submit_exit(flags: u32, saved: *mut InlineSaved);
     fn rloop_may_submit_inline() -> bool;
+    fn rloop_stack_left() -> usize;
 }
 
 /// A scope in which the current task runs as the loop worker does in C
@@ -120,6 +121,16 @@ impl Drop for InlineSubmitScope {
 pub fn may_submit_inline() -> bool {
     // SAFETY: Only reads the current task's own fields.
     unsafe { rloop_may_submit_inline() }
+}
+
+/// The bytes of the current task's kernel stack left below this call's
+/// frame (the stack grows down), or 0 when it runs on another stack (an
+/// interrupt's). What a call into another filesystem may still use before
+/// it overflows the stack into its guard page.
+pub fn stack_left() -> usize {
+    // SAFETY: Only reads the stack pointer and the current task's stack
+    // base, which does not change while the task runs.
+    unsafe { rloop_stack_left() }
 }
 
 /// Runs `f` under a block plug of the current task (`blk_start_plug`):

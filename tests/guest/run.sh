@@ -2,13 +2,15 @@
 # The guest test suite. Runs as root inside scripts/vm, on the test kernel:
 #
 #   tests/guest/run.sh --kdir KDIR [--driver rloop|c|both]
-#                      [--tier quick|check|long] [TEST...]
+#                      [--tier quick|check|long|stack] [TEST...]
 #
 # The tier (default check) picks the tests and their sizes: quick, the
 # core attach, I/O, detach and direct I/O tests, for every edit; check,
 # every test, at the sizes CI can afford (what make check and CI run);
 # long, every test at full size, the 100,000-call ioctl fuzzer, and the
-# direct I/O tests once more with NOWAIT submission off. README.md,
+# direct I/O tests once more with NOWAIT submission off, and stack's; stack,
+# the stacked topologies (tests/guest/stack.sh) and their deepest stack,
+# too slow for CI (about 9 minutes a driver). README.md,
 # "Tests", lists what each tier adds.
 #
 # Each test starts and ends with no loop module loaded. Every test holds for
@@ -28,10 +30,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$KDIR" ] || { echo "run.sh: --kdir is required" >&2; exit 2; }
-case "$TIER" in quick|check|long) ;; *) echo "run.sh: no tier '$TIER'" >&2; exit 2 ;; esac
+case "$TIER" in quick|check|long|stack) ;; *) echo "run.sh: no tier '$TIER'" >&2; exit 2 ;; esac
 ONLY=("$@")
 
 . "$REPO/tests/guest/lib.sh"
+. "$REPO/tests/guest/stack.sh"
 RLOOP_KO=$(loop_ko rloop)
 C_KO=$(loop_ko c)
 TEST_KO=$REPO/tests/kmod/rloop_test.ko
@@ -2176,10 +2179,13 @@ ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates max_part_minors
      dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads workqueues io_error enospc
      detach_under_load reconfigure_under_io teardown_race configure_storm ioctl_fuzz
      backing_lifetime)
+# The stacked topologies, on both drivers: in the stack and long tiers.
+STACKED=(stacked_xfs_dm stacked_ext4_journal stacked_three_loops)
 QUICK=(losetup_f attach_read_write autoclear change_fd read_past_eof dio_min_size)
 # rloop's own features, which C does not have.
 RLOOP_ONLY=(nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race
-            nowait_extent_lookup cached_reads hw_queues queue_settings)
+            nowait_extent_lookup cached_reads hw_queues queue_settings inline_stack_bound
+            nowait_needs_fmode_nowait)
 # The direct I/O data path once more with NOWAIT submission off, so that
 # the worker path of direct I/O is covered as well: its data and error
 # paths in check, its races too in long.
@@ -2190,6 +2196,9 @@ else
     NOWAIT_OFF=(dio_fio_verify io_error)
 fi
 if [ "$TIER" = quick ]; then ALL=("${QUICK[@]}"); RLOOP_ONLY=(); NOWAIT_OFF=(); fi
+# stack_depth loads C's loop.ko and ours itself, to compare them.
+if [ "$TIER" = long ]; then ALL+=("${STACKED[@]}"); RLOOP_ONLY+=(stack_depth); fi
+if [ "$TIER" = stack ]; then ALL=("${STACKED[@]}"); RLOOP_ONLY=(stack_depth); NOWAIT_OFF=(); fi
 
 echo "tier $TIER, driver $DRIVER"
 for t in "${ALL[@]}"; do
