@@ -329,14 +329,15 @@ t_killed_submitters() {
     load
     mkimg $SCRATCH/img 32
     cat $SCRATCH/img >/dev/null
-    local mode dev n round pids i errs0 misses0
+    local mode dev n round pids i errs0 misses0 hits0 direct0
     for mode in off on; do
         dev=$(losetup --direct-io=$mode -f --show $SCRATCH/img)
         n=${dev#/dev/}
         udevadm settle
         echo 4 >/sys/block/$n/queue/max_sectors_kb
         errs0=$(dmesg | grep -c "I/O error, dev $n," || true)
-        [ $IMPL = c ] || misses0=$(nowait_stat $n cached_misses)
+        [ $IMPL = c ] || { misses0=$(nowait_stat $n cached_misses) hits0=$(nowait_stat $n cached_reads)
+                           direct0=$(nowait_stat $n nowait_hits); }
         for round in $(seq 6); do
             pids=()
             for i in 1 2 3; do
@@ -352,7 +353,9 @@ t_killed_submitters() {
         [ "$errs" = 0 ] || die "dio=$mode: $errs I/O errors: $(dmesg | grep "I/O error, dev $n," | tail -3)"
         if [ $IMPL != c ]; then
             local misses=$(($(nowait_stat $n cached_misses) - misses0))
-            echo "note: dio=$mode: $misses page-cache misses of the cached file, $(nowait_stat $n cached_reads) hits, $(nowait_stat $n nowait_hits) direct from queue_rq"
+            echo "note: dio=$mode: $misses page-cache misses of the cached file," \
+                "$(($(nowait_stat $n cached_reads) - hits0)) hits," \
+                "$(($(nowait_stat $n nowait_hits) - direct0)) direct reads from queue_rq"
             [ $mode = on ] || [ "$misses" -gt 0 ] ||
                 die "dio=off: no read from queue_rq stopped by a pending SIGKILL"
         fi
