@@ -8,9 +8,13 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
+#include <linux/blk-cgroup.h>
+#include <linux/cgroup.h>
 #include <linux/compat.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
 #include <linux/llist.h>
+#include <linux/memcontrol.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task_stack.h>
@@ -670,3 +674,89 @@ unsigned long rloop_compat_ptr(unsigned long arg)
 	return (unsigned long)compat_ptr(arg);
 }
 #endif
+
+/*
+ * The cgroup that issued a request: the blkcg of its first bio, as
+ * loop_queue_rq() records it, or NULL for the root (or no cgroups).
+ */
+static struct cgroup_subsys_state *rloop_rq_blkcg(struct request *rq)
+{
+#ifdef CONFIG_BLK_CGROUP
+	struct cgroup_subsys_state *css = rq->bio ? bio_blkcg_css(rq->bio) : NULL;
+
+	return css == blkcg_root_css ? NULL : css;
+#else
+	return NULL;
+#endif
+}
+
+/*
+ * Charging a request's I/O to its issuer, as loop_handle_cmd() does: the
+ * worker's bios go to the issuer's blkcg (kthread_associate_blkcg) and its
+ * allocations, the backing file's page cache among them, to the issuer's
+ * memcg (set_active_memcg). Nothing for the root cgroup, which is a
+ * worker's own.
+ */
+struct rloop_issuer_saved {
+	struct cgroup_subsys_state *memcg_css;
+	struct mem_cgroup *old_memcg;
+	bool blkcg;
+};
+
+void rloop_issuer_enter(struct request *rq, struct rloop_issuer_saved *saved);
+void rloop_issuer_exit(struct rloop_issuer_saved *saved);
+bool rloop_rq_issued_by_current(struct request *rq);
+
+void rloop_issuer_enter(struct request *rq, struct rloop_issuer_saved *saved)
+{
+	struct cgroup_subsys_state *css = rloop_rq_blkcg(rq);
+
+	saved->memcg_css = NULL;
+	saved->old_memcg = NULL;
+	saved->blkcg = false;
+	if (!css)
+		return;
+	kthread_associate_blkcg(css);
+	saved->blkcg = true;
+#ifdef CONFIG_MEMCG
+	saved->memcg_css = cgroup_get_e_css(css->cgroup, &memory_cgrp_subsys);
+	if (saved->memcg_css)
+		saved->old_memcg = set_active_memcg(mem_cgroup_from_css(saved->memcg_css));
+#endif
+}
+
+void rloop_issuer_exit(struct rloop_issuer_saved *saved)
+{
+#ifdef CONFIG_MEMCG
+	if (saved->memcg_css) {
+		set_active_memcg(saved->old_memcg);
+		css_put(saved->memcg_css);
+	}
+#endif
+	if (saved->blkcg)
+		kthread_associate_blkcg(NULL);
+}
+
+/*
+ * Whether the bios the current task submits go to the request's blkcg: a
+ * task outside the kernel's threads in that very cgroup, or a kernel
+ * thread and the root cgroup (a kernel thread's association with another
+ * one, kthread_blkcg(), is not exported, so one is never taken as the
+ * issuer of a cgroup's request).
+ */
+bool rloop_rq_issued_by_current(struct request *rq)
+{
+#ifdef CONFIG_BLK_CGROUP
+	struct cgroup_subsys_state *css = rloop_rq_blkcg(rq);
+	bool same;
+
+	if (current->flags & PF_KTHREAD)
+		return !css;
+	rcu_read_lock();
+	same = task_css(current, io_cgrp_id) == (css ?: blkcg_root_css);
+	rcu_read_unlock();
+	return same;
+#else
+	return true;
+#endif
+}

@@ -28,7 +28,9 @@ impl LoopDevice {
     /// after them), only on a queue that is nearly idle (`nowait_depth`);
     /// small buffered reads of a regular file; only to a file that honours
     /// `IOCB_NOWAIT` (`FMODE_NOWAIT`): another one (FUSE, overlayfs) may
-    /// block or act with the submitter's credentials. Never from inside a
+    /// block or act with the submitter's credentials. Direct I/O only from
+    /// a submitter whose bios count against the cgroup that issued the
+    /// request (a page-cache read does no I/O). Never from inside a
     /// filesystem transaction or memory reclaim, nor with less than
     /// `inline_stack_min` of the submitter's stack left.
     pub(super) fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
@@ -47,6 +49,11 @@ impl LoopDevice {
             return self.read_cached(io, rq);
         }
         if write && io.regular && self.worker_writes.load(Ordering::Relaxed) > 0 {
+            return Some(rq);
+        }
+        // The backing device's bios would count against the submitter's
+        // cgroup: only if that is the issuer's.
+        if !rq.issued_by_current() {
             return Some(rq);
         }
         let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {

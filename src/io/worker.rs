@@ -11,7 +11,7 @@ use kernel::{
 
 use crate::device::{IoConfig, LoopDevice};
 use crate::sys::{
-    blk::{BlkStatus, ReqOp, Request},
+    blk::{BlkStatus, IssuerScope, ReqOp, Request},
     task::{self, WorkerScope},
 };
 
@@ -47,9 +47,11 @@ impl LoopDevice {
     }
 
     /// Runs a request handed to a worker, in a [`WorkerScope`], with
-    /// the device's I/O configuration `io` (see [`LoopDevice::current_io`]).
+    /// the device's I/O configuration `io` (see [`LoopDevice::current_io`]),
+    /// its I/O charged to the cgroup that issued it ([`IssuerScope`]).
     pub(super) fn run_worker(&self, io: Option<&IoConfig>, rq: Request) {
         let _running = self.stats.worker_io();
+        let _issuer = IssuerScope::enter(&rq);
         if rq.op() == ReqOp::Write {
             self.worker_writes.fetch_sub(1, Ordering::Relaxed);
         }

@@ -17,6 +17,7 @@ mod bdev;
 mod cached_read;
 mod cmd;
 mod disk;
+mod issuer;
 mod kiocb;
 mod limits;
 mod major;
@@ -29,6 +30,7 @@ mod work;
 
 pub use bdev::{BdevClaim, BdevRef, OpenMode};
 pub use disk::{driver_behind, Disk, DiskParams, DiskRef, QueueFreeze};
+pub use issuer::IssuerScope;
 pub use kiocb::DirectMode;
 pub use limits::{Limits, LimitsUpdate};
 pub use major::{BlkdevMajor, Probe};
