@@ -106,3 +106,133 @@ t_cgroup_charging() {
     rmdir $cg
     unload
 }
+
+# now_ms: the time in milliseconds.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# timed_mibps MIB CMD...: runs CMD, which moves MIB MiB; prints its rate
+# in MiB/s (at least 1).
+timed_mibps() {
+    local t0; t0=$(now_ms)
+    "${@:2}" || return 1
+    local ms=$(($(now_ms) - t0))
+    echo $(($1 * 1000 / (ms ? ms : 1) + 1))
+}
+
+# wbytes CG MAJ:MIN: the bytes CG has written to MAJ:MIN (io.stat).
+wbytes() { local r w; read -r r w < <(io_bytes $1 $2); echo $w; }
+
+# throttled_rate CG MAJ:MIN PID: the rate in KiB/s at which CG writes
+# MAJ:MIN while PID runs, from the times at which its io.stat first shows
+# 4 MiB and 44 MiB more than at the start: io.stat grows a whole bio at a
+# time, so the rate is taken from one step to another. "gone" if PID ends
+# first.
+throttled_rate() {
+    local w0 w t ta= wa
+    w0=$(wbytes $1 $2)
+    while :; do
+        w=$(wbytes $1 $2)
+        t=$(now_ms)
+        if [ -z "$ta" ] && [ $((w - w0)) -ge $((4 << 20)) ]; then
+            ta=$t wa=$w
+        elif [ -n "$ta" ] && [ $((w - w0)) -ge $((44 << 20)) ]; then
+            echo $(((w - wa) * 1000 / (t - ta) >> 10))
+            return
+        fi
+        kill -0 $3 2>/dev/null || { echo gone; return; }
+        sleep 0.05
+    done
+}
+
+# io.max holds through a loop device, as with C. A cgroup limited to 10
+# MiB/s of writes to the disk under the backing file writes at depth 16
+# through a direct and a buffered loop device:
+# - direct, 96 MiB: its writes reach the disk at the limit, within 10%,
+#   as its io.stat counts them while it writes;
+# - buffered, 64 MiB and a flush: the backing file's writeback is the
+#   cgroup's, all of it in its io.stat, and no faster than the limit
+#   (within 10%). The kernel's writeback sends it in bursts, on both
+#   drivers, so the rate is taken over the whole write.
+# Meanwhile a second cgroup, with no limit, writes 64 MiB through another
+# device: its writes count in its own io.stat, none in the limited one's.
+# Neither these writes nor its reads of the limited cgroup's own device
+# wait behind the limited cgroup's backlog (C's per-cgroup workers): each
+# keeps at least a third of its rate alone (a bound loose enough for the
+# CPU the limited cgroup's fio takes on a 2-CPU guest; waiting behind the
+# limit would leave a fifth or less). fio verifies what the limited
+# cgroup wrote.
+t_cgroup_io_max() {
+    load
+    local lim; lim=$(charge_cgroup rloop-max)
+    local free; free=$(charge_cgroup rloop-free)
+    local disk; disk=$(cat /sys/block/vda/dev)
+    local limit=10
+    # Each file written from its cgroup, whose writeback it then is.
+    rm -f $SCRATCH/img-lim $SCRATCH/img-free
+    in_cgroup $lim dd if=/dev/urandom of=$SCRATCH/img-lim bs=1M count=96 status=none
+    in_cgroup $free dd if=/dev/urandom of=$SCRATCH/img-free bs=1M count=64 status=none
+    sync
+    echo "$disk wbps=$((limit << 20))" >$lim/io.max
+    local mode mib dl df pid rate alone together ralone rtogether w0 w1 f0 f1 t0 ms
+    for mode in on off; do
+        mib=96
+        [ $mode = on ] || mib=64
+        local job=(--name=lim --rw=write --bs=1M --size=${mib}M --ioengine=libaio --iodepth=16
+            --direct=1 --verify=crc32c --verify_state_save=0)
+        dl=$(losetup --direct-io=$mode -f --show $SCRATCH/img-lim)
+        df=$(losetup --direct-io=$mode -f --show $SCRATCH/img-free)
+        echo 3 >/proc/sys/vm/drop_caches
+        alone=$(timed_mibps 64 in_cgroup $free \
+            dd if=/dev/zero of=$df bs=1M count=64 oflag=direct conv=fsync status=none) ||
+            die "dio=$mode: the free cgroup's write alone failed"
+        ralone=$(timed_mibps 32 in_cgroup $free \
+            dd if=$dl of=/dev/null bs=1M count=32 iflag=direct status=none) ||
+            die "dio=$mode: the free cgroup's read alone failed"
+        echo 3 >/proc/sys/vm/drop_caches
+        w0=$(wbytes $lim $disk)
+        f0=$(wbytes $free $disk)
+        t0=$(now_ms)
+        in_cgroup $lim fio --filename=$dl "${job[@]}" --do_verify=0 --end_fsync=1 \
+            >/tmp/fio-lim.out 2>&1 &
+        pid=$!
+        throttled_rate $lim $disk $pid >/tmp/rate &
+        together=$(timed_mibps 64 in_cgroup $free \
+            dd if=/dev/zero of=$df bs=1M count=64 oflag=direct conv=fsync status=none) ||
+            die "dio=$mode: the free cgroup's write failed"
+        rtogether=$(timed_mibps 32 in_cgroup $free \
+            dd if=$dl of=/dev/null bs=1M count=32 iflag=direct skip=32 status=none) ||
+            die "dio=$mode: the free cgroup's read failed"
+        kill -0 $pid 2>/dev/null || rtogether="$rtogether (after the limited write ended)"
+        wait $pid || die "dio=$mode: the limited cgroup's fio failed: $(tail -5 /tmp/fio-lim.out)"
+        ms=$(($(now_ms) - t0))
+        w1=$(wbytes $lim $disk)
+        f1=$(wbytes $free $disk)
+        wait $!
+        rate=$(cat /tmp/rate)
+        [ $mode = on ] || rate=$(((w1 - w0) * 1000 / ms >> 10))
+        echo "note: dio=$mode: limited to $limit MiB/s: $((w1 - w0 >> 20)) MiB in its io.stat in $ms ms," \
+            "at $rate KiB/s; the free cgroup wrote at $together MiB/s ($alone alone)," \
+            "read the limited device at $rtogether MiB/s ($ralone alone)"
+        [ $((w1 - w0)) -ge $((mib << 20)) ] ||
+            die "dio=$mode: $((w1 - w0 >> 20)) MiB of the disk's writes counted in the limited cgroup for $mib MiB"
+        [ "$rate" != gone ] || die "dio=$mode: the limited write ended before it wrote 44 MiB"
+        [ $((rate * 10)) -le $((limit * 11 << 10)) ] ||
+            die "dio=$mode: the limited cgroup wrote at $rate KiB/s, limit $limit MiB/s"
+        [ $mode = off ] || [ $((rate * 10)) -ge $((limit * 9 << 10)) ] ||
+            die "dio=$mode: the limited cgroup wrote at $rate KiB/s, limit $limit MiB/s"
+        [ $((w1 - w0)) -le $(((mib + 4) << 20)) ] ||
+            die "dio=$mode: $((w1 - w0 >> 20)) MiB counted in the limited cgroup for its $mib MiB"
+        [ $((f1 - f0)) -ge $((64 << 20)) ] ||
+            die "dio=$mode: $((f1 - f0 >> 20)) MiB counted in the free cgroup for its 64 MiB"
+        [ $((together * 3)) -ge $alone ] ||
+            die "dio=$mode: the free cgroup wrote at $together MiB/s beside the limited one, $alone alone"
+        [ $((${rtogether%% *} * 3)) -ge $ralone ] ||
+            die "dio=$mode: the free cgroup read the limited device at $rtogether MiB/s, $ralone alone"
+        fio --filename=$dl "${job[@]}" --verify_only >/tmp/fio.out 2>&1 ||
+            die "dio=$mode: fio verify of the limited cgroup's data failed: $(tail -5 /tmp/fio.out)"
+        losetup -d $dl $df
+    done
+    echo "$disk wbps=max" >$lim/io.max
+    rmdir $lim $free
+    unload
+}
