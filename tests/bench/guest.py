@@ -17,11 +17,21 @@ Workloads (see BENCHMARKS.md):
      file read through its page cache at depth 16 and 32 by io_uring, which
      waits for a page as the driver's page-cache reads do (IOCB_WAITQ).
 
-Every cell of {C, ours} x {buffered, DIO} runs REPS times, interleaved: a
-repetition runs C, then ours, then the ceiling. Caches are dropped before
-every run.
+Every cell of {C, ours} x {buffered, DIO} runs at least REPS times,
+interleaved: a repetition runs both drivers, C first in odd repetitions
+and ours first in even ones, so that neither always runs on the state the
+other left; the ceiling runs after the drivers in the first REPS. After
+that, only the cells whose ratio ours/C is still undecided run again:
+they are looked at after every REPS repetitions (verdict.py: undecided
+while the interval straddles 1.00, at the level that keeps a 10% chance
+over all the looks of deciding a cell level with C), until every cell is
+decided, MAX_REPS repetitions are done, or the next REPS repetitions
+would end past BUDGET seconds since the first. The design (REPS,
+MAX_REPS, BUDGET and the level) goes to OUT/design.json for report.py.
+Caches are dropped before every run.
 
-    tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--runtime 3]
+    tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--max-reps 12]
+                         [--budget 1500] [--runtime 3]
 """
 
 import argparse
@@ -31,6 +41,9 @@ import shutil
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import verdict  # noqa: E402  (beside this file)
 
 DISK = "/dev/vda"
 FS_PART, RAW_PART = DISK + "1", DISK + "2"
@@ -171,9 +184,15 @@ def fio(fio_cmd, args, backing, runtime):
 
 
 class Bench:
-    def __init__(self, kdir, out, reps, runtime, rloop_params):
+    def __init__(self, kdir, out, reps, runtime, rloop_params, max_reps=12, budget=1500):
         self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
+        self.max_reps, self.budget = max(max_reps, reps), budget
+        self.level = verdict.look_level(reps, self.max_reps)
+        with open(os.path.join(out, "design.json"), "w", encoding="utf-8") as f:
+            json.dump({"reps": reps, "max_reps": self.max_reps, "budget": budget,
+                       "level": self.level}, f)
         self.rloop_params = rloop_params
+        self.runs = []  # this run's rows, for the verdicts between repetitions
         self.fio = fio_in_tmpfs()
         self.results = open(os.path.join(out, "runs.jsonl"), "a", encoding="utf-8")
         self.counters = open(os.path.join(out, "counters.jsonl"), "a", encoding="utf-8")
@@ -196,6 +215,7 @@ class Bench:
                "rep": rep, **figures}
         self.results.write(json.dumps(row) + "\n")
         self.results.flush()
+        self.runs.append(row)
         print(f"{workload} {job:15} {driver:5} {mode:8} rep {rep}: "
               f"{figures['iops']:9.0f} IOPS  {figures['ctxt_per_io']:5.2f} ctxt/IO", flush=True)
 
@@ -240,10 +260,12 @@ class Bench:
         print(f"bench: workload A: 4 x {self.a_file_mib} MiB on a {self.a_back_mib} MiB "
               f"backing file; B and C: {RAW_MIB} MiB", flush=True)
 
-    def workload_a(self, driver, mode, rep):
+    def workload_a(self, driver, mode, rep, jobs):
+        if not jobs:
+            return
         dev = self.attach(f"{BACK}/fs.img", dio=mode == "dio")
         run("mount", dev, MNT)
-        for rw in A_JOBS:
+        for rw in jobs:
             figures = self.fio_a(rw)
             self.record("A", rw, driver, mode, rep, figures)
         run("umount", MNT)
@@ -277,13 +299,16 @@ class Bench:
                               f"--iodepth={depth}", f"--direct={direct}"],
                    backing, self.runtime)
 
-    def b_jobs(self, target, backing):
-        for name, (rw, bs, depth) in B_JOBS.items():
+    def b_jobs(self, target, backing, names=tuple(B_JOBS)):
+        for name in names:
+            rw, bs, depth = B_JOBS[name]
             yield name, self.raw_job("b", target, backing, rw, bs, depth)
 
-    def workload_b(self, driver, mode, rep):
+    def workload_b(self, driver, mode, rep, jobs):
+        if not jobs:
+            return
         dev = self.attach(f"{BACK}/raw.img", dio=mode == "dio")
-        for name, figures in self.b_jobs(dev, f"{BACK}/raw.img"):
+        for name, figures in self.b_jobs(dev, f"{BACK}/raw.img", jobs):
             self.record("B", name, driver, mode, rep, figures)
         self.record_counters("B", driver, mode, rep, dev)
         run("losetup", "-d", dev)
@@ -300,19 +325,49 @@ class Bench:
                                    "4k", depth, engine="io_uring", direct=0)
             self.record("C", name, "file", "buffered", rep, figures)
 
+    def undecided(self, cells):
+        """The CELLS whose ratio ours/C is not yet on one side of 1.00."""
+        return [cell for cell in cells
+                if verdict.verdict(verdict.interval(
+                    verdict.paired_ratios(self.runs, *cell), self.level)) == "undecided"]
+
+    def repetition(self, rep, cells):
+        """Runs CELLS ((workload, job, mode)) on both drivers, the first
+        driver alternating with REP."""
+        drivers = ("c", "rloop") if rep % 2 else ("rloop", "c")
+        for driver in drivers:
+            run("insmod", self.ko(driver), *(self.rloop_params if driver == "rloop" else []))
+            for mode in ("buffered", "dio"):
+                self.workload_a(driver, mode, rep, [j for w, j, m in cells if w == "A" and m == mode])
+                self.workload_b(driver, mode, rep, [j for w, j, m in cells if w == "B" and m == mode])
+            run("udevadm", "settle")
+            run("rmmod", "loop")
+
     def main(self):
         if not os.path.ismount("/sys/kernel/debug"):
             run("mount", "-t", "debugfs", "none", "/sys/kernel/debug")
         self.setup()
-        for rep in range(1, self.reps + 1):
-            for driver in ("c", "rloop"):
-                run("insmod", self.ko(driver), *(self.rloop_params if driver == "rloop" else []))
-                for mode in ("buffered", "dio"):
-                    self.workload_a(driver, mode, rep)
-                    self.workload_b(driver, mode, rep)
-                run("udevadm", "settle")
-                run("rmmod", "loop")
-            self.workload_c(rep)
+        every = [("A", j, m) for m in ("buffered", "dio") for j in A_JOBS] + \
+                [("B", j, m) for m in ("buffered", "dio") for j in B_JOBS]
+        looks = verdict.look_points(self.reps, self.max_reps)
+        cells, t0, rep = every, time.monotonic(), 0
+        while cells:
+            rep += 1
+            t_rep = time.monotonic()
+            self.repetition(rep, cells)
+            per_cell = (time.monotonic() - t_rep) / len(cells)
+            if rep <= self.reps:
+                self.workload_c(rep)
+            if rep not in looks:
+                continue
+            cells = self.undecided(every)
+            elapsed = time.monotonic() - t0
+            print(f"bench: after {rep} repetitions ({elapsed:.0f} s), {len(cells)} of "
+                  f"{len(every)} cells undecided: "
+                  + ", ".join(" ".join(c) for c in cells), flush=True)
+            # The verdicts hold at the looks only: stop at one.
+            if rep == looks[-1] or elapsed + per_cell * len(cells) * self.reps > self.budget:
+                break
         run("umount", BACK)
         self.results.close()
         self.counters.close()
@@ -322,12 +377,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kdir", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3,
+                        help="repetitions of every cell")
+    parser.add_argument("--max-reps", type=int, default=12,
+                        help="repetitions of an undecided cell, at most")
+    parser.add_argument("--budget", type=int, default=1500,
+                        help="seconds from the first repetition after which none starts")
     parser.add_argument("--runtime", type=int, default=3)
     parser.add_argument("--rloop-params", default="",
                         help="module parameters for our loop.ko, as insmod takes them")
     args = parser.parse_args()
-    Bench(args.kdir, args.out, args.reps, args.runtime, args.rloop_params.split()).main()
+    Bench(args.kdir, args.out, args.reps, args.runtime, args.rloop_params.split(),
+          args.max_reps, args.budget).main()
 
 
 if __name__ == "__main__":

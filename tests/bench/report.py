@@ -4,18 +4,26 @@ writes DIR/results.json (every cell's median, min and max, and the ratios),
 DIR/results.md (the tables and the targets) and DIR/ratios.png (ours/C per
 cell with the spread).
 
-    tests/bench/report.py DIR
+    tests/bench/report.py DIR [--against EARLIER_DIR]
 
 The ratio ours/C of a cell is taken per repetition, between runs made next
-to each other (C then ours); the table gives the median of those ratios and
-their min-max.
+to each other; the table gives the geometric mean of those ratios, its
+interval and the verdict (verdict.py): ahead or behind only when the whole
+interval is on one side of 1.00, else undecided. The interval's level is
+the run's (design.json): 90% over all the looks guest.py took. With --against, the cells
+whose interval lies wholly below or above that of an earlier run are
+listed.
 """
 
+import argparse
 import json
 import os
 import statistics
 import sys
 from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import verdict  # noqa: E402  (beside this file)
 
 METRICS = ["iops", "bw_mib", "p50_us", "p99_us", "ctxt_per_io", "buffers_mib",
            "cached_mib", "backing_resident_mib", "user_s", "sys_s"]
@@ -35,21 +43,34 @@ def summary(values):
             "n": len(values)}
 
 
-def aggregate(runs):
+def design_level(d):
+    """The interval level of the run in D (guest.py's design.json); runs
+    from before it had a fixed number of repetitions, one look: 90%."""
+    path = os.path.join(d, "design.json")
+    if not os.path.exists(path):
+        return 0.90
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["level"]
+
+
+def aggregate(runs, level=0.90):
     """{(workload, job, driver, mode): {metric: summary}} and the ratios
-    {(workload, job, mode): summary of ours/C IOPS per repetition}."""
+    {(workload, job, mode): summary of ours/C IOPS per repetition, with
+    the interval ("mean", "lo", "hi", "n") and the "verdict"}."""
     cells = defaultdict(list)
     for r in runs:
         cells[(r["workload"], r["job"], r["driver"], r["mode"])].append(r)
     stats = {k: {m: summary([r[m] for r in rs]) for m in METRICS} for k, rs in cells.items()}
     ratios = {}
-    for (w, j, d, m), rs in cells.items():
+    for (w, j, d, m) in cells:
         if d != "rloop" or (w, j, "c", m) not in cells:
             continue
-        c_by_rep = {r["rep"]: r["iops"] for r in cells[(w, j, "c", m)]}
-        per_rep = [r["iops"] / c_by_rep[r["rep"]] for r in rs
-                   if c_by_rep.get(r["rep"])]
-        ratios[(w, j, m)] = summary(per_rep)
+        per_rep = verdict.paired_ratios(runs, w, j, m)
+        s = summary(per_rep)
+        if s:
+            iv = verdict.interval(per_rep, level)
+            s.update(mean=iv["mean"], lo=iv["lo"], hi=iv["hi"], verdict=verdict.verdict(iv))
+        ratios[(w, j, m)] = s
     return stats, ratios
 
 
@@ -73,9 +94,18 @@ def spread(s, digits=0):
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
-def markdown(stats, ratios):
+def ratio_cell(r):
+    """A ratio's geometric mean, interval, verdict and repetitions."""
+    if not r:
+        return "–"
+    return f"{r['mean']:.2f} ({r['lo']:.2f}–{r['hi']:.2f}) {r['verdict']}, n={r['n']}"
+
+
+def markdown(stats, ratios, level):
     out = []
-    out.append("### Ours/C, IOPS (median of the per-repetition ratios, min–max)\n")
+    out.append("### Ours/C, IOPS (IOPS: median, min–max; ours/C: geometric mean of the "
+               f"per-repetition ratios, its {level:.1%} interval, the verdict and the "
+               "repetitions)\n")
     out.append("| workload | job | mode | C IOPS | ours IOPS | ours/C | C ctxt/IO | ours ctxt/IO "
                "| C p50/p99 µs | ours p50/p99 µs |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -87,7 +117,7 @@ def markdown(stats, ratios):
                     continue
                 out.append(
                     f"| {w} | {j} | {m} | {spread(c['iops'])} | {spread(o['iops'])} "
-                    f"| {spread(ratios.get((w, j, m)), 2)} "
+                    f"| {ratio_cell(ratios.get((w, j, m)))} "
                     f"| {fmt(c['ctxt_per_io'], digits=2)} | {fmt(o['ctxt_per_io'], digits=2)} "
                     f"| {fmt(c['p50_us'])}/{fmt(c['p99_us'])} "
                     f"| {fmt(o['p50_us'])}/{fmt(o['p99_us'])} |")
@@ -157,10 +187,16 @@ def label(driver):
 def targets(stats, ratios):
     """The issue's targets, reported, not asserted."""
     out = ["### Targets\n"]
-    behind = [f"{w} {j} {m} ({r['max']:.2f} at best)" for (w, j, m), r in sorted(ratios.items())
-              if r and r["max"] < 1.0]
-    out.append(f"- Ours/C ≥ 1.00 within the spread in every cell: "
+
+    def named(v):
+        return [f"{w} {j} {m} ({r['lo']:.2f}–{r['hi']:.2f})"
+                for (w, j, m), r in sorted(ratios.items()) if r and r["verdict"] == v]
+    behind, undecided = named("behind"), named("undecided")
+    ahead = sum(1 for r in ratios.values() if r and r["verdict"] == "ahead")
+    out.append(f"- No cell decided behind C: "
                f"{'yes' if not behind else 'no; behind: ' + ', '.join(behind)}.")
+    out.append(f"- {ahead} of {len(ratios)} cells decided ahead of C; undecided: "
+               f"{', '.join(undecided) if undecided else 'none'}.")
     for d in ("c", "rloop"):
         lines = []
         for j in jobs_of(stats, "A"):
@@ -193,6 +229,15 @@ def direct_targets(stats, ratios):
             return f"- {name}: no figures."
         return f"- {name}: {value:.2f} ({'met' if ok(value, bound) else 'not met'}, target {bound})."
 
+    def check_ours_c(name, r, bound):
+        """An ours/C target, met or not only when the whole interval is."""
+        if not r:
+            return f"- {name}: no figures."
+        state = ("met" if r["lo"] >= bound else "not met" if r["hi"] < bound
+                 else "undecided")
+        return (f"- {name}: {r['mean']:.2f} ({r['lo']:.2f}–{r['hi']:.2f}, n={r['n']}; "
+                f"{state}, target {bound}).")
+
     def ratio(a, b):
         return a / b if a is not None and b else None
 
@@ -200,7 +245,7 @@ def direct_targets(stats, ratios):
     le = lambda v, b: v <= b  # noqa: E731
     out = ["", "### Targets of direct submission and concurrent workers (issue 7)\n"]
     r = ratios.get(("B", "randread-qd1", "dio"))
-    out.append(check("DIO randread qd1, ours/C", r and r["median"], 1.3, ge))
+    out.append(check_ours_c("DIO randread qd1, ours/C", r, 1.3))
     out.append(check("DIO randread qd1, ours/backing file",
                      ratio(med("B", "randread-qd1", "rloop", "dio"),
                            med("C", "randread-qd1", "file", "odirect")), 0.9, ge))
@@ -213,7 +258,7 @@ def direct_targets(stats, ratios):
                          ratio(med("B", j, "rloop", "dio", "ctxt_per_io"),
                                med("B", j, "c", "dio", "ctxt_per_io")), 0.5, le))
     r = ratios.get(("B", "randread-qd16", "buffered"))
-    out.append(check("buffered randread qd16, ours/C", r and r["median"], 3.0, ge))
+    out.append(check_ours_c("buffered randread qd16, ours/C", r, 3.0))
     ceiling = stats.get(("C", "randread-qd16", "file", "buffered"))
     if ceiling:
         out.append(f"- buffered randread qd16, against the backing file's own page-cache "
@@ -222,7 +267,24 @@ def direct_targets(stats, ratios):
                    f"3 × C {over(stats.get(('B', 'randread-qd16', 'c', 'buffered')), ceiling, 3)}.")
     for j in ("read-1M", "write-1M"):
         r = ratios.get(("B", j, "buffered"))
-        out.append(check(f"buffered {j}, ours/C", r and r["median"], 1.0, ge))
+        out.append(check_ours_c(f"buffered {j}, ours/C", r, 1.0))
+    return out
+
+
+def against(ratios, earlier_dir):
+    """The cells whose interval lies wholly below or above that of the
+    run in EARLIER_DIR (its runs.jsonl, read again with today's rules)."""
+    _, old = aggregate(load(os.path.join(earlier_dir, "runs.jsonl")), design_level(earlier_dir))
+    out = ["", f"### Against the run in `{os.path.basename(os.path.normpath(earlier_dir))}`\n"]
+    moved = defaultdict(list)
+    for key, r in sorted(ratios.items()):
+        if r and old.get(key):
+            moved[verdict.moved(old[key], r)].append(
+                f"{' '.join(key)} ({old[key]['mean']:.2f} → {r['mean']:.2f})")
+    out.append(f"- Cells compared: {sum(len(v) for v in moved.values())}; "
+               f"within the earlier interval or overlapping it: {len(moved['same'])}.")
+    out.append(f"- Lower, the intervals apart: {', '.join(moved['lower']) or 'none'}.")
+    out.append(f"- Higher, the intervals apart: {', '.join(moved['higher']) or 'none'}.")
     return out
 
 
@@ -249,7 +311,7 @@ def counters_table(path):
     return out
 
 
-def chart(ratios, path):
+def chart(ratios, level, path):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -260,43 +322,47 @@ def chart(ratios, path):
         return
     keys = sorted(k for k in ratios if ratios[k])
     names = [f"{w} {j} {m}" for (w, j, m) in keys]
-    med = [ratios[k]["median"] for k in keys]
-    lo = [ratios[k]["median"] - ratios[k]["min"] for k in keys]
-    hi = [ratios[k]["max"] - ratios[k]["median"] for k in keys]
+    med = [ratios[k]["mean"] for k in keys]
+    lo = [ratios[k]["mean"] - ratios[k]["lo"] for k in keys]
+    hi = [min(ratios[k]["hi"], 10.0) - ratios[k]["mean"] for k in keys]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(keys) + 1.5))
     colors = ["tab:blue" if k[2] == "dio" else "tab:orange" for k in keys]
     ax.barh(range(len(keys)), med, xerr=[lo, hi], color=colors, capsize=3)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(keys)), names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("IOPS, ours / C loop.ko (median of repetitions, min–max)")
+    ax.set_xlabel(f"IOPS, ours / C loop.ko (geometric mean of repetitions, {level:.1%} interval)")
     ax.set_title("rloop against the C loop.ko (orange: buffered, blue: DIO)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    d = sys.argv[1]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir")
+    parser.add_argument("--against", help="an earlier run's directory to compare with")
+    args = parser.parse_args()
+    d = args.dir
     runs = load(os.path.join(d, "runs.jsonl"))
-    stats, ratios = aggregate(runs)
+    level = design_level(d)
+    stats, ratios = aggregate(runs, level)
     with open(os.path.join(d, "results.json"), "w", encoding="utf-8") as f:
         json.dump({"cells": [{"workload": w, "job": j, "driver": dr, "mode": m, **s}
                              for (w, j, dr, m), s in stats.items()],
                    "ratios": [{"workload": w, "job": j, "mode": m, **(r or {})}
                               for (w, j, m), r in ratios.items()],
                    "runs": runs}, f, indent=1)
-    md = markdown(stats, ratios)
+    md = markdown(stats, ratios, level)
     params = os.path.join(d, "rloop-params")
     if os.path.exists(params):
         with open(params, encoding="utf-8") as f:
             md = f"rloop module parameters: `{f.read().strip() or '(defaults)'}`\n\n" + md
     md += "\n".join(direct_targets(stats, ratios)
+                    + (against(ratios, args.against) if args.against else [])
                     + counters_table(os.path.join(d, "counters.jsonl"))) + "\n"
     with open(os.path.join(d, "results.md"), "w", encoding="utf-8") as f:
         f.write(md)
-    chart(ratios, os.path.join(d, "ratios.png"))
+    chart(ratios, level, os.path.join(d, "ratios.png"))
     print(md)
 
 
