@@ -13,6 +13,11 @@ Workloads (see BENCHMARKS.md):
      at iodepth 1, 16 and 32, and 1M sequential read and write.
   C  the jobs of B on the backing file itself (O_DIRECT) and on a raw
      partition of the scratch disk: the ceiling a loop device cannot pass.
+     The jobs of depth 2 or more also as two fio jobs of half the depth
+     on the backing file ("file2"): a loop device submits to its backing
+     file from another task than fio's, so under TCG, where the guest's
+     CPUs are the bottleneck, it spreads the same I/O over both vCPUs; one
+     fio task on the file does not.
      And the ceiling of a buffered loop device's random reads: the backing
      file read through its page cache at depth 16 and 32 by io_uring, which
      waits for a page as the driver's page-cache reads do (IOCB_WAITQ).
@@ -292,11 +297,14 @@ class Bench:
                               f"--size={self.a_file_mib}M", f"--rw={rw}", "--bs=4k",
                               "--ioengine=psync"], f"{BACK}/fs.img", self.runtime)
 
-    def raw_job(self, name, target, backing, rw, bs, depth, engine="libaio", direct=1):
-        """One fio run on the first RAW_MIB of TARGET (a device or a file)."""
+    def raw_job(self, name, target, backing, rw, bs, depth, engine="libaio", direct=1,
+                numjobs=1):
+        """One fio run on the first RAW_MIB of TARGET (a device or a file),
+        by NUMJOBS jobs of DEPTH each."""
         return fio(self.fio, [f"--name={name}", f"--filename={target}", f"--size={RAW_MIB}M",
                               f"--rw={rw}", f"--bs={bs}", f"--ioengine={engine}",
-                              f"--iodepth={depth}", f"--direct={direct}"],
+                              f"--iodepth={depth}", f"--direct={direct}",
+                              f"--numjobs={numjobs}"],
                    backing, self.runtime)
 
     def b_jobs(self, target, backing, names=tuple(B_JOBS)):
@@ -318,6 +326,11 @@ class Bench:
             self.record("C", name, "file", "odirect", rep, figures)
         for name, figures in self.b_jobs(RAW_PART, None):
             self.record("C", name, "disk", "odirect", rep, figures)
+        for name, (rw, bs, depth) in B_JOBS.items():
+            if depth >= 2:
+                figures = self.raw_job("c2", f"{BACK}/raw.img", f"{BACK}/raw.img", rw, bs,
+                                       depth // 2, numjobs=2)
+                self.record("C", name, "file2", "odirect", rep, figures)
         # The page cache was dropped before each run, as for the loop
         # devices: every read misses it, as in workload B.
         for name, depth in C_BUFFERED_JOBS.items():
