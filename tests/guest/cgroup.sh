@@ -18,6 +18,15 @@ charge_cgroup() {
     echo $cg
 }
 
+# memory_cgroup NAME MAX: charge_cgroup NAME with memory.max MAX and no
+# swap, so that its writers have their page cache reclaimed as they write.
+memory_cgroup() {
+    local cg; cg=$(charge_cgroup "$1")
+    echo "$2" >$cg/memory.max
+    [ ! -e $cg/memory.swap.max ] || echo 0 >$cg/memory.swap.max
+    echo $cg
+}
+
 # in_cgroup CG CMD...: runs CMD in cgroup CG.
 in_cgroup() { (echo $BASHPID >"$1/cgroup.procs" && exec "${@:2}"); }
 
@@ -161,6 +170,18 @@ throttled_rate() {
 # CPU the limited cgroup's fio takes on a 2-CPU guest; waiting behind the
 # limit would leave a fifth or less). fio verifies what the limited
 # cgroup wrote.
+# free_io CG write DEV, free_io CG read DEV SKIP: from cgroup CG, 64 MiB
+# written to DEV, or 32 MiB read from it at SKIP MiB, direct; prints MiB/s.
+free_io() {
+    local cg=$1 dev=$3
+    case $2 in
+    write) timed_mibps 64 in_cgroup $cg \
+        dd if=/dev/zero of=$dev bs=1M count=64 oflag=direct conv=fsync status=none ;;
+    read) timed_mibps 32 in_cgroup $cg \
+        dd if=$dev of=/dev/null bs=1M count=32 iflag=direct skip=$4 status=none ;;
+    esac
+}
+
 t_cgroup_io_max() {
     load
     local lim; lim=$(charge_cgroup rloop-max)
@@ -173,7 +194,7 @@ t_cgroup_io_max() {
     in_cgroup $free dd if=/dev/urandom of=$SCRATCH/img-free bs=1M count=64 status=none
     sync
     echo "$disk wbps=$((limit << 20))" >$lim/io.max
-    local mode mib dl df pid rate alone together ralone rtogether w0 w1 f0 f1 t0 ms
+    local mode mib dl df pid rpid rate alone together ralone rtogether w0 w1 f0 f1 t0 ms
     for mode in on off; do
         mib=96
         [ $mode = on ] || mib=64
@@ -182,12 +203,8 @@ t_cgroup_io_max() {
         dl=$(losetup --direct-io=$mode -f --show $SCRATCH/img-lim)
         df=$(losetup --direct-io=$mode -f --show $SCRATCH/img-free)
         echo 3 >/proc/sys/vm/drop_caches
-        alone=$(timed_mibps 64 in_cgroup $free \
-            dd if=/dev/zero of=$df bs=1M count=64 oflag=direct conv=fsync status=none) ||
-            die "dio=$mode: the free cgroup's write alone failed"
-        ralone=$(timed_mibps 32 in_cgroup $free \
-            dd if=$dl of=/dev/null bs=1M count=32 iflag=direct status=none) ||
-            die "dio=$mode: the free cgroup's read alone failed"
+        alone=$(free_io $free write $df) || die "dio=$mode: the free cgroup's write alone failed"
+        ralone=$(free_io $free read $dl 0) || die "dio=$mode: the free cgroup's read alone failed"
         echo 3 >/proc/sys/vm/drop_caches
         w0=$(wbytes $lim $disk)
         f0=$(wbytes $free $disk)
@@ -195,21 +212,26 @@ t_cgroup_io_max() {
         in_cgroup $lim fio --filename=$dl "${job[@]}" --do_verify=0 --end_fsync=1 \
             >/tmp/fio-lim.out 2>&1 &
         pid=$!
-        throttled_rate $lim $disk $pid >/tmp/rate &
-        together=$(timed_mibps 64 in_cgroup $free \
-            dd if=/dev/zero of=$df bs=1M count=64 oflag=direct conv=fsync status=none) ||
-            die "dio=$mode: the free cgroup's write failed"
-        rtogether=$(timed_mibps 32 in_cgroup $free \
-            dd if=$dl of=/dev/null bs=1M count=32 iflag=direct skip=32 status=none) ||
-            die "dio=$mode: the free cgroup's read failed"
+        # Direct, the rate between two io.stat steps; buffered writeback
+        # comes in bursts, so there it is the rate over the whole write.
+        rpid=
+        if [ $mode = on ]; then
+            throttled_rate $lim $disk $pid >/tmp/rate &
+            rpid=$!
+        fi
+        together=$(free_io $free write $df) || die "dio=$mode: the free cgroup's write failed"
+        rtogether=$(free_io $free read $dl 32) || die "dio=$mode: the free cgroup's read failed"
         kill -0 $pid 2>/dev/null || rtogether="$rtogether (after the limited write ended)"
         wait $pid || die "dio=$mode: the limited cgroup's fio failed: $(tail -5 /tmp/fio-lim.out)"
         ms=$(($(now_ms) - t0))
         w1=$(wbytes $lim $disk)
         f1=$(wbytes $free $disk)
-        wait $!
-        rate=$(cat /tmp/rate)
-        [ $mode = on ] || rate=$(((w1 - w0) * 1000 / ms >> 10))
+        if [ -n "$rpid" ]; then
+            wait $rpid
+            rate=$(cat /tmp/rate)
+        else
+            rate=$(((w1 - w0) * 1000 / ms >> 10))
+        fi
         echo "note: dio=$mode: limited to $limit MiB/s: $((w1 - w0 >> 20)) MiB in its io.stat in $ms ms," \
             "at $rate KiB/s; the free cgroup wrote at $together MiB/s ($alone alone)," \
             "read the limited device at $rtogether MiB/s ($ralone alone)"
