@@ -18,15 +18,6 @@ charge_cgroup() {
     echo $cg
 }
 
-# memory_cgroup NAME MAX: charge_cgroup NAME with memory.max MAX and no
-# swap, so that its writers have their page cache reclaimed as they write.
-memory_cgroup() {
-    local cg; cg=$(charge_cgroup "$1")
-    echo "$2" >$cg/memory.max
-    [ ! -e $cg/memory.swap.max ] || echo 0 >$cg/memory.swap.max
-    echo $cg
-}
-
 # in_cgroup CG CMD...: runs CMD in cgroup CG.
 in_cgroup() { (echo $BASHPID >"$1/cgroup.procs" && exec "${@:2}"); }
 
