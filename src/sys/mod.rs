@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The wrapper layer: thin safe types over `kernel::bindings` and the C
-//! helpers in `helpers.c`, for what the kernel crate does not offer yet.
+//! helpers in `src/helpers/`, for what the kernel crate does not offer yet.
 //!
 //! Every `unsafe` of the module lives below this directory.
 
@@ -59,7 +59,7 @@ impl<M: ModuleMetadata> Drop for ModuleRef<M> {
     }
 }
 
-// The C helpers of `helpers.c`.
+// The C helpers of `src/helpers/`.
 #[cfg(CONFIG_COMPAT)]
 extern "C" {
     fn rloop_compat_ptr(arg: usize) -> usize;

@@ -7,7 +7,7 @@
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*, str::CStr};
 
-// The C helpers of `helpers.c`. bindgen's structs are only passed by
+// The C helpers of `src/helpers/`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {

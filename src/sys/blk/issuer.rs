@@ -10,7 +10,7 @@ use super::Request;
 use core::marker::PhantomData;
 use kernel::bindings;
 
-// The C helpers of `helpers.c`. bindgen's structs are only passed by
+// The C helpers of `src/helpers/`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {

@@ -19,7 +19,7 @@ use core::{
 };
 use kernel::{bindings, prelude::*};
 
-// The C helpers of `helpers.c`. bindgen's structs are only passed by
+// The C helpers of `src/helpers/`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {

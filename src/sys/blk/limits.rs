@@ -8,7 +8,7 @@ use super::DiskRef;
 use core::mem::ManuallyDrop;
 use kernel::{bindings, error::to_result, prelude::*};
 
-// The C helpers of `helpers.c`. bindgen's structs are only passed by
+// The C helpers of `src/helpers/`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {

@@ -8,7 +8,7 @@ use super::{cmd::Cmd, Request};
 use core::{mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, types::Opaque};
 
-// The C helpers of `helpers.c`. bindgen's structs are only passed by
+// The C helpers of `src/helpers/`. bindgen's structs are only passed by
 // pointer, so the lint about their opaque members does not apply.
 #[allow(improper_ctypes)]
 extern "C" {
