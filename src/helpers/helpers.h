@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The C helpers of rloop (src/helpers/*.c): wrappers of static inline kernel
- * functions, macros and flag tests that kernel::bindings cannot reach, in the
- * manner of rust/helpers/: each is a line or a loop, with no driver logic,
- * one file per kernel object. Called from src/sys/ only, hence the
- * prototypes in the .c files rather than here: this header holds only the
- * includes they share.
+ * The C helpers of rloop, the .c files of src/helpers/: wrappers of static
+ * inline kernel functions, macros and flag tests that kernel::bindings
+ * cannot reach, in the manner of rust/helpers/: each is a line or a loop,
+ * with no driver logic, one file per kernel object. Called from src/sys/
+ * only, hence the prototypes in the .c files rather than here: this header
+ * holds only the includes they share.
  */
 #ifndef RLOOP_HELPERS_H
 #define RLOOP_HELPERS_H
