@@ -140,7 +140,7 @@ throttled_rate() {
             return
         fi
         kill -0 $3 2>/dev/null || { echo gone; return; }
-        sleep 0.05
+        nap 0.05
     done
 }
 

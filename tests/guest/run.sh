@@ -79,6 +79,21 @@ sysfs_eq() {
     [ "$got" = "$2" ] || die "$1: want '$2', got '$got'"
 }
 
+# The processes a test starts: under TCG a fork and exec on the debug
+# kernel costs about 0.1 to 0.3 s, so a loop of forks is what makes many a
+# test slow. last_pid is the last PID the kernel gave out (/proc/loadavg);
+# procs_since P counts the PIDs given out since, wrapping at pid_max.
+last_pid() { local a b c d p; read -r a b c d p </proc/loadavg; echo "$p"; }
+procs_since() {
+    local now max; now=$(last_pid); read -r max </proc/sys/kernel/pid_max
+    echo $(( (now - $1 + max) % max ))
+}
+
+# nap SECS: sleep without a fork and exec of sleep(1) (see above): a read
+# that times out on a pipe that no one writes.
+exec {NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
+
 # run_test NAME IMPL [LABEL]: LABEL tells a rerun apart (for example the
 # module parameters it loads with).
 run_test() {
@@ -86,6 +101,7 @@ run_test() {
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
     local log="$LOG/$name.${tag// /.}" t0=$SECONDS mark="rloop-test: begin $name [$tag]"
+    local p0; p0=$(last_pid)
     echo "$mark" >/dev/kmsg
     # Not in a condition: errexit is off in any command that is tested
     # with if, || or &&, subshells included, and every step must count.
@@ -101,7 +117,7 @@ run_test() {
         echo "$splat" >>"$log"
         [ $rc != 0 ] || rc=1
     fi
-    times+=("$((SECONDS - t0)) $name [$tag]")
+    times+=("$((SECONDS - t0)) $(procs_since "$p0") $name [$tag]")
     if [ $rc = 0 ]; then
         pass=$((pass + 1)); echo "ok   $name [$tag] ($((SECONDS - t0))s)"
         # A passing test may report figures in lines that start "note: ".
@@ -634,7 +650,7 @@ wait_unbound() {
     local i
     for i in $(seq 100); do
         [ -e /sys/block/$1/loop ] || return 0
-        sleep 0.1
+        nap 0.1
     done
     die "$1 still bound 10 s after its detach"
 }
@@ -651,7 +667,7 @@ t_uevents() {
     settle 30
     udevadm monitor --kernel --property --subsystem-match=block >$SCRATCH/uevents 2>&1 &
     local mon=$!
-    sleep 1
+    nap 1
     # uevent_mark N: the events so far are one step's. A synthetic change
     # event of loop1 with its own UUID separates them.
     uevent_mark() {
@@ -668,7 +684,7 @@ t_uevents() {
     losetup -r /dev/loop0 $SCRATCH/a; uevent_mark 5
     expect "ok 0" LOOPCTL_DEV /dev/loop0 change-fd $SCRATCH/b; uevent_mark 6
     detach_wait; uevent_mark 7
-    sleep 1
+    nap 1
     kill $mon; wait $mon 2>/dev/null || true
     # One word per event of loop0 from the kernel: its action, and whether
     # it says RESIZE=1 or DISK_MEDIA_CHANGE=1; "|" for a mark. Events that
@@ -1035,7 +1051,7 @@ t_dio_toggle_under_fio() {
     while kill -0 $fio_pid 2>/dev/null; do
         LOOPCTL_DEV $dev set-direct-io $((n % 2 == 0)) >/dev/null || die "toggle $n failed"
         n=$((n + 1))
-        sleep 0.2
+        nap 0.2
     done
     fio_verified $fio_pid $dev $n toggles 4
     losetup -d $dev
@@ -1231,13 +1247,16 @@ t_workqueues() {
     # The writer, in the cgroup.
     (echo $BASHPID >$cg/cgroup.procs &&
         exec timeout 600 dd if=$SCRATCH/data of=$d2 bs=1M conv=fsync status=none) &
-    local w=$! seen=" " q
+    local w=$! seen=" " q f
     while kill -0 $w 2>/dev/null; do
-        # An unbound worker's name ends in the workqueue it last ran.
-        for q in $(cat /proc/[0-9]*/comm 2>/dev/null | sed -n '/^kworker\/R-/d; s/^kworker\/.*[-+]\(loop.*\)$/\1/p' | sort -u); do
+        # An unbound worker's name ends in the workqueue it last ran. Read
+        # in the shell: a pipeline of forks each round would slow the write.
+        for f in /proc/[0-9]*/comm; do
+            q=; read -r q 2>/dev/null <"$f" || continue
+            case "$q" in kworker/R-*) continue ;; kworker/*[-+]loop*) q=loop${q##*[-+]loop} ;; *) continue ;; esac
             case "$seen" in *" $q "*) ;; *) seen="$seen$q " ;; esac
         done
-        sleep 0.2
+        nap 0.2
     done
     local rc=0; wait $w || rc=$?
     local peak oom
@@ -1275,13 +1294,13 @@ t_killable_waits() {
     echo $((10 * hz)) >$sdd/delay
     dd if=$dev of=/dev/null bs=4096 count=1 iflag=direct status=none &
     local io=$!
-    sleep 1
+    nap 1
     LOOPCTL_DEV $dev set-direct-io 0 >/dev/null &
     local holder=$!
-    sleep 1
+    nap 1
     "$LOOPCTL" dev-ro $dev get-status64 >/dev/null &
     local waiter=$!
-    sleep 1
+    nap 1
     kill -0 $waiter 2>/dev/null || die "the status read did not wait for the lock"
     local t0=$SECONDS
     kill -9 $waiter
@@ -1384,7 +1403,7 @@ wait_until() {
     local end=$((SECONDS + secs))
     until "$@"; do
         [ $SECONDS -lt $end ] || die "waited ${secs}s for $what"
-        sleep 0.1
+        nap 0.1
     done
 }
 # write_ios DEV: write requests completed on a block device.
@@ -1676,8 +1695,9 @@ t_nowait_depth() {
         h0=$(cat $d/nowait_hits); w0=$(cat $d/worker_ios); n0=$(done_ios loop0)
         fio_verify_bg $dev $(sz 48M 24M) 32; fio_pid=$!
         peak=0 samples=0
+        # read, not cat: a fork per sample would take the CPU from fio.
         while kill -0 $fio_pid 2>/dev/null; do
-            now=$(cat $d/nowait_inflight)
+            read -r now <$d/nowait_inflight
             [ "$now" -gt "$peak" ] && peak=$now
             samples=$((samples + 1))
         done
@@ -1761,7 +1781,7 @@ t_nowait_toggle_detach_race() {
         case $((n % 3)) in
             0) LOOPCTL_DEV $dev set-direct-io $(((n / 3) % 2)) >/dev/null || die "DIO toggle $n failed" ;;
             1) echo $(((n / 3) % 2)) >/sys/block/loop0/loop/nowait ;;
-            2) sleep 0.2 ;;
+            2) nap 0.2 ;;
         esac
         n=$((n + 1))
     done
@@ -1876,7 +1896,7 @@ t_hw_queues() {
     mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
     local hctx=/sys/kernel/debug/block/${dev#/dev/} mq=/sys/block/${dev#/dev/}/mq
     [ "$(ls -d $hctx/hctx* | wc -l)" = "$ncpu" ] || die "debugfs: not $ncpu hctx directories"
-    local c q h pid samples seen
+    local c q h l pid samples seen
     for c in $(seq 0 $((ncpu - 1))); do
         q=
         for h in $mq/*; do
@@ -1890,12 +1910,13 @@ t_hw_queues() {
         pid=$!
         while kill -0 $pid 2>/dev/null; do
             for h in $hctx/hctx*; do
-                if grep -q . $h/busy 2>/dev/null; then
+                l=; read -r l 2>/dev/null <$h/busy || true
+                if [ -n "$l" ]; then
                     busy[${h##*/hctx}]=$((${busy[${h##*/hctx}]:-0} + 1))
                 fi
             done
             samples=$((samples + 1))
-            sleep 0.05
+            nap 0.05
         done
         wait $pid || die "dd on CPU $c failed"
         seen=
@@ -1941,7 +1962,7 @@ t_queue_settings() {
     done
     sysfs_eq $d/nr_hw_queues 1
     fio_verify_bg $dev $(sz 48M 24M) 16; fio_pid=$!
-    sleep 2
+    nap 2
     # 0: one per CPU, as the module parameter.
     echo 0 >$d/nr_hw_queues
     fio_verified $fio_pid $dev 1 change 1
@@ -2003,7 +2024,7 @@ t_teardown_race() {
     local attach=$! removed=0
     while kill -0 $attach 2>/dev/null; do
         if rmmod loop 2>/dev/null; then removed=$((removed + 1)); fi
-        sleep 0.1
+        nap 0.1
     done
     wait $attach || die "attacher: $(cat /tmp/race.attach)"
     echo "note: rmmod succeeded $removed times during the attaches"
@@ -2232,8 +2253,9 @@ if [ "$DRIVER" != c ]; then
 fi
 
 # Where the time went, slowest first.
-echo "time per test (s), slowest first; suite ${SECONDS} s:"
-[ ${#times[@]} = 0 ] || printf '%s\n' "${times[@]}" | sort -rn | awk '{ printf "  %5d  %s\n", $1, substr($0, length($1) + 2) }'
+echo "time per test (s) and the processes it started, slowest first; suite ${SECONDS} s:"
+[ ${#times[@]} = 0 ] || printf '%s\n' "${times[@]}" | sort -rn |
+    awk '{ printf "  %5d s %6d procs  %s\n", $1, $2, substr($0, length($1) + length($2) + 3) }'
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
 rm -rf "$LOG"
 umount $SCRATCH

@@ -344,7 +344,7 @@ t_killed_submitters() {
                 dd if=$dev of=/dev/null bs=16M count=2 iflag=direct status=none &
                 pids+=($!)
             done
-            sleep 0.$((RANDOM % 6 + 2))
+            nap 0.$((RANDOM % 6 + 2))
             kill -9 "${pids[@]}" 2>/dev/null || true
             wait "${pids[@]}" 2>/dev/null || true
             cmp $dev $SCRATCH/img || die "dio=$mode, round $round: device and file differ"
