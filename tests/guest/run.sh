@@ -45,14 +45,11 @@ pass=0 fail=0 failed=() times=()
 
 # The module under test, set per run: "rloop" or "c".
 IMPL=rloop
-ko() { loop_ko "$IMPL"; }
+# The module file of each, looked up without a fork (see "Under TCG" below).
+declare -A KO=([rloop]=$RLOOP_KO [c]=$C_KO)
 # Module parameters every load of a run adds (the NOWAIT-off rerun).
 LOAD_ARGS=
-load() {
-    local f=$RLOOP_KO
-    [ "$IMPL" != c ] || f=$C_KO
-    insmod "$f" $LOAD_ARGS "$@"
-}
+load() { insmod "${KO[$IMPL]}" $LOAD_ARGS "$@"; }
 # udev may still hold a device open after a change event (a deferred
 # autoclear then keeps the module busy): let it finish first.
 unload() { udevadm settle 2>/dev/null; rmmod loop; }
@@ -88,6 +85,8 @@ sysfs_eq() {
 # one awk for the splat check, and run_test counts the PIDs each test
 # gives out (the last PID of /proc/loadavg, wrapping at pid_max).
 
+read -r PID_MAX </proc/sys/kernel/pid_max
+
 # mounted DIR: DIR is a mount point (from /proc/mounts, without a fork).
 mounted() {
     local _d m _r
@@ -107,7 +106,7 @@ run_test() {
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
     local log="$LOG/$name.${tag// /.}" t0=$SECONDS mark="rloop-test: begin $name [$tag]"
-    local p0 p1 pmax _l; read -r _l _l _l _l p0 </proc/loadavg
+    local p0 p1 _l; read -r _l _l _l _l p0 </proc/loadavg
     echo "$mark" >/dev/kmsg
     # Not in a condition: errexit is off in any command that is tested
     # with if, || or &&, subshells included, and every step must count.
@@ -126,8 +125,8 @@ run_test() {
         echo "$splat" >>"$log"
         [ $rc != 0 ] || rc=1
     fi
-    read -r _l _l _l _l p1 </proc/loadavg; read -r pmax </proc/sys/kernel/pid_max
-    times+=("$((SECONDS - t0)) $(( (p1 - p0 + pmax) % pmax )) $name [$tag]")
+    read -r _l _l _l _l p1 </proc/loadavg
+    times+=("$((SECONDS - t0)) $(( (p1 - p0 + PID_MAX) % PID_MAX )) $name [$tag]")
     if [ $rc = 0 ]; then
         pass=$((pass + 1)); echo "ok   $name [$tag] ($((SECONDS - t0))s)"
         # A passing test may report figures in lines that start "note: ".
@@ -170,7 +169,7 @@ t_proc_devices_and_nodes() {
     sysfs_eq /sys/class/misc/loop-control/dev 10:237
     [ -c /dev/loop-control ] || die "/dev/loop-control is not a character device"
     [ "$(stat -c %t:%T /dev/loop-control)" = a:ed ] || die "/dev/loop-control is not 10:237"
-    [ "$(modinfo -F name "$(ko)")" = loop ] || die "module name is not loop"
+    [ "$(modinfo -F name "${KO[$IMPL]}")" = loop ] || die "module name is not loop"
     unload
     ! grep -Eq '^ *7 loop$' /proc/devices || die "major 7 still registered after rmmod"
     [ ! -e /sys/class/misc/loop-control ] || die "loop-control still registered after rmmod"
@@ -2027,7 +2026,7 @@ t_reconfigure_under_io() {
 t_teardown_race() {
     mkimg $SCRATCH/img 1
     (for r in $(seq $(sz 10 5)); do
-        loaded || insmod "$(ko)" 2>/dev/null || continue
+        loaded || insmod "${KO[$IMPL]}" 2>/dev/null || continue
         d=$(losetup -f --show $SCRATCH/img 2>/dev/null) || continue
         # Bound, the module cannot go: the data must read back.
         cmp $d $SCRATCH/img || { echo "round $r: $d reads wrong data"; exit 1; }

@@ -323,8 +323,9 @@ t_nowait_needs_fmode_nowait() {
 # must go to the worker, which redoes it, never end the request in an
 # error. Buffered and direct devices, the file in the page cache; no
 # request fails (no "I/O error" in dmesg) and the device reads as the file
-# after every round (6 rounds a mode in the long tier, 3 in the others). On ours, the buffered rounds must show page-cache
-# misses of the cached file: the reads the dying readers did not finish.
+# after every round (6 rounds a mode in the long tier, 3 in the others).
+# On ours, the buffered rounds must show page-cache misses of the cached
+# file: the reads the dying readers did not finish.
 t_killed_submitters() {
     load
     mkimg $SCRATCH/img 32
