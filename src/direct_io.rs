@@ -57,7 +57,7 @@ impl DioAlign {
         }
         // The sizes are powers of two in practice; test divisibility so
         // that an odd value cannot pass by accident.
-        self.min_size != 0 && offset.is_multiple_of(u64::from(self.min_size))
+        self.min_size != 0 && offset % u64::from(self.min_size) == 0
     }
 
     /// The block size when none is asked for: the minimum direct I/O size
