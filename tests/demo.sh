@@ -17,7 +17,7 @@ no_loop_autoload
 mkdir -p /tmp/scratch /tmp/mnt
 mkfs.ext4 -q -F /dev/vda && mount /dev/vda /tmp/scratch
 show uname -r
-show insmod loop.ko
+show insmod "$(loop_ko rloop)"
 show grep -E '^ *7 ' /proc/devices
 show ls -l /dev/loop-control
 show truncate -s 512M /tmp/scratch/demo.img
@@ -46,7 +46,11 @@ show rmmod loop
 # device, with the caches dropped first, each driver buffered and direct.
 echo
 echo "4k random I/O at depth 16 on the raw loop device, ${SECS:=5} s a cell"
-echo "(a debug kernel under emulation: compare the rows, not the figures):"
+if [ -f "$KDIR/rloop/loop.ko" ]; then
+    echo "(Debian's own kernel under emulation: compare the rows, not the figures):"
+else
+    echo "(a debug kernel under emulation: compare the rows, not the figures):"
+fi
 dd if=/dev/zero of=/tmp/scratch/bench.img bs=1M count=256 oflag=direct status=none
 # iops RW DEV: the IOPS of one fio run.
 iops() {

@@ -8,8 +8,12 @@
 SPLAT_RE='BUG:|WARNING:|KASAN:|Oops|Call Trace|lockdep is turned off|INFO: task .* blocked|general protection fault|UBSAN:|Kernel panic'
 
 # loop_ko IMPL: the module file of IMPL, "rloop" (ours) or "c" (KDIR's).
+# A kernel not built here (Debian's, scripts/build-debian) has ours built
+# for it in KDIR/rloop/.
 loop_ko() {
-    if [ "$1" = c ]; then echo "$KDIR/drivers/block/loop.ko"; else echo "$REPO/loop.ko"; fi
+    if [ "$1" = c ]; then echo "$KDIR/drivers/block/loop.ko"
+    elif [ -f "$KDIR/rloop/loop.ko" ]; then echo "$KDIR/rloop/loop.ko"
+    else echo "$REPO/loop.ko"; fi
 }
 
 # no_loop_autoload: the guest's modprobe sees KDIR's modules, the C loop.ko
