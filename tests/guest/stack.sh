@@ -341,12 +341,17 @@ t_killed_submitters() {
                            direct0=$(nowait_stat $n nowait_hits); }
         for round in $(seq $(sz 6 3)); do
             pids=()
+            # Each reader reads the device over and over until it is
+            # killed, in a process group of its own (setsid) that the kill
+            # takes whole, so that it dies in a read however fast the
+            # kernel (Debian's read the whole file in less than the nap).
             for i in 1 2 3; do
-                dd if=$dev of=/dev/null bs=16M count=2 iflag=direct status=none &
+                setsid bash -c "while :; do
+                    dd if=$dev of=/dev/null bs=16M count=2 iflag=direct status=none; done" &
                 pids+=($!)
             done
             nap 0.$((RANDOM % 6 + 2))
-            kill -9 "${pids[@]}" 2>/dev/null || true
+            kill -9 -- "${pids[@]/#/-}" 2>/dev/null || true
             wait "${pids[@]}" 2>/dev/null || true
             cmp $dev $SCRATCH/img || die "dio=$mode, round $round: device and file differ"
         done
