@@ -326,6 +326,18 @@ t_nowait_needs_fmode_nowait() {
 # after every round (6 rounds a mode in the long tier, 3 in the others).
 # On ours, the buffered rounds must show page-cache misses of the cached
 # file: the reads the dying readers did not finish.
+# wait_pgrp_leader PID: waits (10 s at most) until PID leads its own process
+# group, as setsid makes it.
+wait_pgrp_leader() {
+    local st i
+    for ((i = 0; i < 200; i++)); do
+        read -r -a st <"/proc/$1/stat" || return 1
+        [ "${st[4]}" != "$1" ] || return 0
+        nap 0.05
+    done
+    return 1
+}
+
 t_killed_submitters() {
     load
     mkimg $SCRATCH/img 32
@@ -349,6 +361,11 @@ t_killed_submitters() {
                 setsid bash -c "while :; do
                     dd if=$dev of=/dev/null bs=16M count=2 iflag=direct status=none; done" &
                 pids+=($!)
+            done
+            # Each its own group leader first: a kill of a group that is
+            # not there yet would leave its reader reading for ever.
+            for i in "${pids[@]}"; do
+                wait_pgrp_leader "$i" || die "reader $i: no process group of its own"
             done
             nap 0.$((RANDOM % 6 + 2))
             kill -9 -- "${pids[@]/#/-}" 2>/dev/null || true
