@@ -2268,6 +2268,55 @@ t_backing_lifetime() {
     unload
 }
 
+# The README's install recipe for a distribution kernel, command for
+# command: ours into /lib/modules/$(uname -r)/updates, depmod, and modprobe
+# loads ours instead of the kernel's own loop.ko; then back. Needs an
+# installed module tree with a loop module (Debian's kernel). The guest's
+# tree is read-only, and depmod over all of Debian's 4,000 modules takes
+# minutes under TCG, so the test swaps in a tree of loop's module alone
+# (a symbolic link to it) and puts the real one back at the end.
+t_install_updates() {
+    local rel mods real orig
+    rel=$(uname -r) mods=/lib/modules/$(uname -r)
+    orig=$(compgen -G "$mods/kernel/drivers/block/loop.ko*") ||
+        { echo "no installed module tree with a loop module for $rel"; exit 77; }
+    real=$(readlink -f $mods)
+    [ -L $mods ] || die "$mods is not the guest's symbolic link"
+    rm -rf /tmp/modtree
+    mkdir -p /tmp/modtree/kernel/drivers/block
+    ln -s "$(readlink -f "$orig")" /tmp/modtree/${orig#$mods/}
+    ln -sfn /tmp/modtree $mods
+    # The harness refuses modprobe loop; the recipe needs it.
+    trap "ln -sfn $real $mods; no_loop_autoload" EXIT
+    rm /etc/modprobe.d/rloop-no-autoload.conf
+    depmod -a $rel 2>/dev/null
+    [ "$(modinfo -F filename loop)" = "$orig" ] || die "before: modinfo finds $(modinfo -F filename loop)"
+
+    # The README's commands.
+    install -D -m 644 "${KO[rloop]}" /lib/modules/$rel/updates/loop.ko
+    depmod -a $rel 2>/dev/null
+    modprobe -r loop && modprobe loop
+    [ "$(modinfo -F filename loop)" = $mods/updates/loop.ko ] ||
+        die "installed: modinfo finds $(modinfo -F filename loop)"
+    # Ours: no sysfs parameters (Rust's have none), a debugfs directory.
+    [ ! -e /sys/module/loop/parameters ] && [ -d /sys/kernel/debug/loop ] ||
+        die "modprobe loop did not load ours: $(ls /sys/module/loop)"
+    truncate -s 16M $SCRATCH/img
+    local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
+    sysfs_eq /sys/block/${dev#/dev/}/loop/dio 1
+    losetup -d $dev
+    udevadm settle
+
+    # Back to the kernel's own, as the README says.
+    rm /lib/modules/$rel/updates/loop.ko && depmod -a $rel 2>/dev/null
+    modprobe -r loop && modprobe loop
+    [ "$(modinfo -F filename loop)" = "$orig" ] || die "back: modinfo finds $(modinfo -F filename loop)"
+    [ -e /sys/module/loop/parameters/max_part ] && [ ! -d /sys/kernel/debug/loop ] ||
+        die "modprobe loop did not load the kernel's own"
+    udevadm settle
+    modprobe -r loop
+}
+
 # --- Main ---------------------------------------------------------------------
 
 [ -f "$RLOOP_KO" ] || { echo "run.sh: $RLOOP_KO is not built"; exit 2; }
@@ -2297,7 +2346,7 @@ QUICK=(losetup_f attach_read_write autoclear change_fd read_past_eof dio_min_siz
 # rloop's own features, which C does not have.
 RLOOP_ONLY=(nowait_paths nowait_forced_eagain nowait_depth nowait_toggle_detach_race
             nowait_extent_lookup cached_reads hw_queues queue_settings inline_stack_bound
-            nowait_needs_fmode_nowait)
+            nowait_needs_fmode_nowait install_updates)
 # The direct I/O data path once more with NOWAIT submission off, so that
 # the worker path of direct I/O is covered as well: its data and error
 # paths in check, its races too in long.
