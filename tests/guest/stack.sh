@@ -338,6 +338,9 @@ wait_pgrp_leader() {
     return 1
 }
 
+# reads_since DEV N: DEV has completed more than N reads.
+reads_since() { [ "$(awk '{ print $1 }' /sys/block/$1/stat)" -gt "$2" ]; }
+
 t_killed_submitters() {
     load
     mkimg $SCRATCH/img 32
@@ -353,6 +356,7 @@ t_killed_submitters() {
                            direct0=$(nowait_stat $n nowait_hits); }
         for round in $(seq $(sz 6 3)); do
             pids=()
+            local r0; r0=$(awk '{ print $1 }' /sys/block/$n/stat)
             # Each reader reads the device over and over until it is
             # killed, in a process group of its own (setsid) that the kill
             # takes whole, so that it dies in a read however fast the
@@ -367,6 +371,10 @@ t_killed_submitters() {
             for i in "${pids[@]}"; do
                 wait_pgrp_leader "$i" || die "reader $i: no process group of its own"
             done
+            # And reading: on a slow machine the nap alone could end
+            # before any dd had started, and a CI run then saw no kill in
+            # a read (0 misses in all 3 rounds).
+            wait_until 60 "the readers' first read" reads_since $n $r0
             nap 0.$((RANDOM % 6 + 2))
             kill -9 -- "${pids[@]/#/-}" 2>/dev/null || true
             wait "${pids[@]}" 2>/dev/null || true
