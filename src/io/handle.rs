@@ -61,6 +61,12 @@ impl LoopDevice {
 
     /// A discard or write-zeroes as `lo_fallocate()`: `fallocate` of the
     /// request's range with `mode`.
+    ///
+    /// Never inlined, nor is [`Self::clear_limits`]: their locals (a whole
+    /// `queue_limits` among them) would otherwise sit in the frame of
+    /// every request a worker runs, direct I/O included, the deepest path
+    /// into a stacked backing device (see "The stack" in `docs/design.md`).
+    #[inline(never)]
     fn fallocate(io: &IoConfig, rq: &Request, mode: i32) -> Result {
         let disk = rq.disk();
         // As C, the queue's limit decides, not the file (which
@@ -93,6 +99,7 @@ impl LoopDevice {
     /// the queue, and so waiting for this request (`LOOP_SET_BLOCK_SIZE`
     /// does); waiting for it here would deadlock. The next refusal tries
     /// again.
+    #[inline(never)]
     fn clear_limits(disk: &DiskRef, mode: i32) {
         let Some(mut lim) = disk.try_start_limits_update() else {
             return;
