@@ -314,6 +314,59 @@ t_nowait_needs_fmode_nowait() {
     unload
 }
 
+# A backing file of FUSE, whose daemon sees the task and credentials of
+# each caller (issue 27, the task-state audit: credentials and pid). The
+# daemon (tests/guest/fuse_one_file.py) logs the pid, fsuid and comm of
+# every READ and WRITE it serves. The loop device is written and read by
+# an unprivileged user, direct I/O on the device, the loop device direct
+# and then buffered: every read and write the daemon serves for it comes
+# from a kernel worker with root's fsuid, as C's do, never from the user's
+# task, whose uid and pid the daemon would act on. First, a control: the
+# user's own direct read of the file shows in the log with the user's uid
+# and comm, so the check can see a submitter. The data goes through FUSE
+# and back byte for byte.
+t_fuse_backing_creds() {
+    load
+    mkimg $SCRATCH/fuse.img 16
+    mkimg $SCRATCH/pattern 4
+    mkdir -p /tmp/fuse
+    local flog=$SCRATCH/fuse.log fpid dev n mode dio bad lines
+    local as_nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+    : >$flog
+    python3 $REPO/tests/guest/fuse_one_file.py /tmp/fuse $SCRATCH/fuse.img $flog >/tmp/fuse.out 2>&1 &
+    fpid=$!
+    wait_until 30 "the FUSE daemon" grep -q ready /tmp/fuse.out
+    $as_nobody dd if=/tmp/fuse/img of=/dev/null bs=64k count=4 iflag=direct status=none
+    grep -q "^read [0-9]* 65534 dd$" $flog ||
+        die "control: the daemon did not log the user's read: $(tail -n 3 $flog)"
+    for mode in on off; do
+        : >$flog
+        dev=$(losetup --direct-io=$mode -f --show /tmp/fuse/img)
+        n=${dev#/dev/}
+        settle 30
+        dio=$(cat /sys/block/$n/loop/dio)
+        chmod 0666 $dev
+        $as_nobody dd if=$SCRATCH/pattern of=$dev bs=64k seek=16 oflag=direct conv=fsync status=none
+        echo 3 >/proc/sys/vm/drop_caches
+        $as_nobody dd if=$dev of=/tmp/fuse.rd bs=64k skip=16 count=64 iflag=direct status=none
+        cmp /tmp/fuse.rd $SCRATCH/pattern || die "dio=$dio: the device read back other data"
+        cmp -n 4194304 -i 1048576:0 $SCRATCH/fuse.img $SCRATCH/pattern ||
+            die "dio=$dio: the file holds other data"
+        losetup -d $dev
+        wait_unbound $n
+        lines=$(grep -c . $flog || true)
+        bad=$(grep -v "^[a-z]* [0-9]* 0 kworker/" $flog || true)
+        echo "note: losetup --direct-io=$mode (dio $dio): $(grep -c "^read" $flog || true) reads," \
+             "$(grep -c "^write" $flog || true) writes served, by $(awk '{ print $4 }' $flog | sort -u | tr '\n' ' ')"
+        grep -q "^read" $flog && grep -q "^write" $flog || die "dio=$dio: the daemon served no read or no write"
+        [ -z "$bad" ] || die "dio=$dio: served for another task than a worker: $(echo "$bad" | sort | uniq -c | head -n 5)"
+    done
+    umount /tmp/fuse
+    wait $fpid || die "the FUSE daemon failed: $(tail -n 5 /tmp/fuse.out)"
+    rm -f $SCRATCH/fuse.img $SCRATCH/pattern /tmp/fuse.rd
+    unload
+}
+
 # Readers killed with SIGKILL in the middle of their reads (issue 27, the
 # task-state audit: a pending fatal signal). A 16 MiB O_DIRECT read of a
 # device whose max_sectors_kb is 4 becomes 4,096 requests, submitted from
