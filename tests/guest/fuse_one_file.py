@@ -72,7 +72,7 @@ def main():
             continue
         err, out = 0, b""
         if op == INIT:
-            major, minor, readahead, _flags = struct.unpack_from("<IIII", body)
+            readahead, = struct.unpack_from("<I", body, 8)  # after major, minor
             # fuse_init_out of 7.31: FUSE_ASYNC_READ | FUSE_BIG_WRITES.
             out = struct.pack("<IIIIHHIIHHI", 7, 31, readahead, 1 | 32, 16, 12,
                               MAX_WRITE, 1, 0, 0, 0) + bytes(28)

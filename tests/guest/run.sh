@@ -1481,6 +1481,9 @@ wait_until() {
 write_ios() { awk '{ print $5 }' /sys/block/$1/stat; }
 # written_since DEV N: DEV has completed more than N writes.
 written_since() { [ "$(write_ios "$1")" -gt "$2" ]; }
+# read_ios DEV, reads_since DEV N: the same for reads.
+read_ios() { awk '{ print $1 }' /sys/block/$1/stat; }
+reads_since() { [ "$(read_ios "$1")" -gt "$2" ]; }
 unbound() { [ "$(cat /sys/block/$1/size)" = 0 ]; }
 
 # LOOP_CLR_FD (50 times) or losetup -d while fio has 32 writes in
@@ -2277,7 +2280,8 @@ t_backing_lifetime() {
 # (a symbolic link to it) and puts the real one back at the end.
 t_install_updates() {
     local rel mods real orig
-    rel=$(uname -r) mods=/lib/modules/$(uname -r)
+    rel=$(uname -r)
+    mods=/lib/modules/$rel
     orig=$(compgen -G "$mods/kernel/drivers/block/loop.ko*") ||
         { echo "no installed module tree with a loop module for $rel"; exit 77; }
     real=$(readlink -f $mods)

@@ -330,7 +330,7 @@ t_fuse_backing_creds() {
     mkimg $SCRATCH/fuse.img 16
     mkimg $SCRATCH/pattern 4
     mkdir -p /tmp/fuse
-    local flog=$SCRATCH/fuse.log fpid dev n mode dio bad lines
+    local flog=$SCRATCH/fuse.log fpid dev n mode dio bad reads writes
     local as_nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
     : >$flog
     python3 $REPO/tests/guest/fuse_one_file.py /tmp/fuse $SCRATCH/fuse.img $flog >/tmp/fuse.out 2>&1 &
@@ -354,11 +354,11 @@ t_fuse_backing_creds() {
             die "dio=$dio: the file holds other data"
         losetup -d $dev
         wait_unbound $n
-        lines=$(grep -c . $flog || true)
         bad=$(grep -v "^[a-z]* [0-9]* 0 kworker/" $flog || true)
-        echo "note: losetup --direct-io=$mode (dio $dio): $(grep -c "^read" $flog || true) reads," \
-             "$(grep -c "^write" $flog || true) writes served, by $(awk '{ print $4 }' $flog | sort -u | tr '\n' ' ')"
-        grep -q "^read" $flog && grep -q "^write" $flog || die "dio=$dio: the daemon served no read or no write"
+        reads=$(grep -c "^read" $flog || true) writes=$(grep -c "^write" $flog || true)
+        echo "note: losetup --direct-io=$mode (dio $dio): $reads reads, $writes writes served," \
+             "by $(awk '{ print $4 }' $flog | sort -u | tr '\n' ' ')"
+        [ "$reads" -gt 0 ] && [ "$writes" -gt 0 ] || die "dio=$dio: the daemon served no read or no write"
         [ -z "$bad" ] || die "dio=$dio: served for another task than a worker: $(echo "$bad" | sort | uniq -c | head -n 5)"
     done
     umount /tmp/fuse
@@ -391,14 +391,11 @@ wait_pgrp_leader() {
     return 1
 }
 
-# reads_since DEV N: DEV has completed more than N reads.
-reads_since() { [ "$(awk '{ print $1 }' /sys/block/$1/stat)" -gt "$2" ]; }
-
 t_killed_submitters() {
     load
     mkimg $SCRATCH/img 32
     cat $SCRATCH/img >/dev/null
-    local mode dev n round pids i errs0 misses0 hits0 direct0
+    local mode dev n round pids i errs0 misses0 hits0 direct0 r0
     for mode in off on; do
         dev=$(losetup --direct-io=$mode -f --show $SCRATCH/img)
         n=${dev#/dev/}
@@ -409,7 +406,7 @@ t_killed_submitters() {
                            direct0=$(nowait_stat $n nowait_hits); }
         for round in $(seq $(sz 6 3)); do
             pids=()
-            local r0; r0=$(awk '{ print $1 }' /sys/block/$n/stat)
+            r0=$(read_ios $n)
             # Each reader reads the device over and over until it is
             # killed, in a process group of its own (setsid) that the kill
             # takes whole, so that it dies in a read however fast the
