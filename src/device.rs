@@ -30,13 +30,15 @@ use kernel::{
     str::CString,
     sync::{Arc, Mutex, MutexGuard, SpinLock},
     workqueue::{new_work, Work},
+    xarray::{AllocKind, XArray},
 };
 
 use crate::direct_io::DioAlign;
+use crate::io::{Batch, CgroupWorker};
 use crate::io_stats::IoStats;
 use crate::params::Layout;
 use crate::sys::{
-    blk::{tag_set_flags, Disk, DiskParams, RequestList, TagSet},
+    blk::{tag_set_flags, Disk, DiskParams, TagSet},
     file::{BackingFile, FileKind},
     workqueue::{flags as wq_flags, IoWorkqueue},
     ModuleRef,
@@ -157,29 +159,28 @@ pub(crate) struct LoopDevice {
     #[pin]
     io: SpinLock<Option<Arc<IoConfig>>>,
     /// The device's workqueue, `loopN`, where each request that needs a
-    /// worker is its own work item, except those of `submit_list`. Its own,
-    /// as C's: a stacked device's work never queues behind the device
-    /// below's on a shared rescuer, and it freezes for suspend. Unlike C's
-    /// it has a rescuer (`WQ_MEM_RECLAIM`): writeback of what sits on the
-    /// device waits for its work. It is not dropped from one of its own
-    /// work items, which hold the device (`submit_work`): each removal
+    /// worker is its own work item, except those of the batching workers
+    /// (`batch`, `cgroup_workers`). Its own, as C's: a stacked device's
+    /// work never queues behind the device below's on a shared rescuer,
+    /// and it freezes for suspend. Unlike C's it has a rescuer
+    /// (`WQ_MEM_RECLAIM`): writeback of what sits on the device waits for
+    /// its work. It is not dropped from one of its own work items, which
+    /// hold the device (`submit_work`, a [`CgroupWorker`]'s): each removal
     /// flushes it first (see [`LoopDevice::flush_workers`]).
     pub(crate) wq: IoWorkqueue,
-    /// Direct reads and writes and buffered writes for the worker, which
-    /// `submit_work` takes in batches (see [`LoopDevice::to_worker`]).
-    pub(crate) submit_list: RequestList,
-    /// Queued on `wq` by whoever finds `submit_list` empty while
-    /// `submit_armed` is clear, and holding a reference to the device
-    /// until it has run.
+    /// The root cgroup's direct reads and writes and buffered writes for
+    /// the worker, which `submit_work` takes in batches (see
+    /// [`LoopDevice::to_worker`]).
+    pub(crate) batch: Batch,
+    /// Queued on `wq` by whoever adds to `batch` while it is disarmed, and
+    /// holding a reference to the device until it has run.
     #[pin]
     pub(crate) submit_work: Work<LoopDevice>,
-    /// Set while `submit_work` is queued or running and will look at
-    /// `submit_list` again before it returns: requests added meanwhile
-    /// need no queueing. Queueing a running work item again would wake an
-    /// idle worker thread of the unbound workqueue only for it to hand the
-    /// item back to the thread running it: two context switches for
-    /// nothing.
-    pub(crate) submit_armed: AtomicBool,
+    /// The batching workers of the other cgroups with requests for a
+    /// worker, by cgroup id, as C's `worker_tree`. Each holds a reference
+    /// to the device while it is here, which its run drops.
+    #[pin]
+    pub(crate) cgroup_workers: XArray<Arc<CgroupWorker>>,
     /// Writes handed to a worker that it has not started yet: while there
     /// are any, writes to a regular file are not tried with `NOWAIT`.
     /// Counted down when the worker starts one, before it can end: counted
@@ -222,9 +223,9 @@ impl LoopDevice {
                 inner <- new_mutex!(Inner { state: State::Unbound, disk: None }),
                 io <- new_spinlock!(None),
                 wq,
-                submit_list: RequestList::new(),
+                batch: Batch::new(),
                 submit_work <- new_work!("LoopDevice::submit_work"),
-                submit_armed: AtomicBool::new(false),
+                cgroup_workers <- XArray::new(AllocKind::Alloc),
                 worker_writes: AtomicU32::new(0),
                 nowait: AtomicBool::new(config.on),
                 stats <- IoStats::new(debugfs, &name, config.depth),
@@ -352,11 +353,12 @@ impl LoopDevice {
 
     /// Waits for the work items on the device's workqueue to return, once
     /// its disk is gone and no more can be queued. Until then a work item
-    /// may still hold the device (`submit_work` does, between ending its
-    /// last request and returning), and dropping the last reference there
-    /// would destroy the workqueue from one of its own work items, which
-    /// waits for itself. After it, the remover's reference is the last one
-    /// a work item could have held.
+    /// may still hold the device (`submit_work` and a [`CgroupWorker`] do,
+    /// between ending their last request and returning), and dropping the
+    /// last reference there would destroy the workqueue from one of its own
+    /// work items, which waits for itself. After it, the remover's
+    /// reference is the last one a work item could have held, and no
+    /// cgroup's worker is left (its type invariant).
     pub(crate) fn flush_workers(&self) {
         self.wq.flush();
     }

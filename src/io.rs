@@ -21,6 +21,8 @@ mod handle;
 mod inline;
 mod worker;
 
+pub(crate) use worker::{Batch, CgroupWorker};
+
 use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow},

@@ -15,6 +15,10 @@
 //! - `worker_batches`: runs of the batching worker, which takes the
 //!   direct reads and writes and the buffered writes handed to the worker
 //!   (the rest run one by one);
+//! - `cgroup_workers_made`: batching workers made for a cgroup other than
+//!   the root, one at the start of each burst of its requests;
+//! - `cgroup_workers`: those that are still on the device, until their
+//!   batch runs dry;
 //! - `worker_peak` (read-write, write 0 to reset): the most worker items
 //!   that ran at the same time, which shows the buffered path's
 //!   concurrency;
@@ -56,6 +60,8 @@ pub(crate) struct IoStats {
     cached_reads: Atomic<u64>,
     cached_misses: Atomic<u64>,
     worker_batches: Atomic<u64>,
+    cgroup_workers_made: Atomic<u64>,
+    cgroup_workers: Atomic<u64>,
     /// Worker items running now.
     worker_running: Atomic<u64>,
     worker_peak: Atomic<u64>,
@@ -89,6 +95,8 @@ impl IoStats {
                 cached_reads: Atomic::new(0),
                 cached_misses: Atomic::new(0),
                 worker_batches: Atomic::new(0),
+                cgroup_workers_made: Atomic::new(0),
+                cgroup_workers: Atomic::new(0),
                 worker_running: Atomic::new(0),
                 worker_peak: Atomic::new(0),
                 nowait_inflight: Atomic::new(0),
@@ -108,6 +116,8 @@ impl IoStats {
                 dir.read_only_file(c"cached_reads", &s.cached_reads);
                 dir.read_only_file(c"cached_misses", &s.cached_misses);
                 dir.read_only_file(c"worker_batches", &s.worker_batches);
+                dir.read_only_file(c"cgroup_workers_made", &s.cgroup_workers_made);
+                dir.read_only_file(c"cgroup_workers", &s.cgroup_workers);
                 dir.read_write_file(c"worker_peak", &s.worker_peak);
                 dir.read_only_file(c"nowait_inflight", &s.nowait_inflight);
                 dir.read_write_file(c"nowait_depth", &s.nowait_depth);
@@ -218,6 +228,17 @@ impl IoStats {
     /// Counts a run of the batching worker.
     pub(crate) fn worker_batch(&self) {
         self.worker_batches.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a cgroup's batching worker added to the device.
+    pub(crate) fn cgroup_worker_made(&self) {
+        self.cgroup_workers_made.fetch_add(1, Relaxed);
+        self.cgroup_workers.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a cgroup's batching worker taken off the device.
+    pub(crate) fn cgroup_worker_retired(&self) {
+        self.cgroup_workers.fetch_sub(1, Relaxed);
     }
 
     /// Counts a worker item, running until the returned guard goes.

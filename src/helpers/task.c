@@ -157,9 +157,21 @@ struct rloop_issuer_saved {
 	bool blkcg;
 };
 
+u64 rloop_rq_cgroup_id(struct request *rq);
 void rloop_issuer_enter(struct request *rq, struct rloop_issuer_saved *saved);
 void rloop_issuer_exit(struct rloop_issuer_saved *saved);
 bool rloop_rq_issued_by_current(struct request *rq);
+
+/*
+ * The id of the cgroup that issued a request (cgroup_id() of its blkcg's
+ * cgroup), or 0 for the root. Ids are never reused while the system runs.
+ */
+u64 rloop_rq_cgroup_id(struct request *rq)
+{
+	struct cgroup_subsys_state *css = rloop_rq_blkcg(rq);
+
+	return css ? cgroup_id(css->cgroup) : 0;
+}
 
 void rloop_issuer_enter(struct request *rq, struct rloop_issuer_saved *saved)
 {

@@ -1,33 +1,143 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The hand-off to a worker: a work item of the request's own on the
-//! device's workqueue, or the device's batching worker.
+//! device's workqueue, or a batching worker, one for each cgroup that
+//! issues requests to the device, as C's `loop_worker` tree.
 
-use core::sync::atomic::Ordering;
+use core::{
+    num::NonZeroU64,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use kernel::{
+    new_work,
+    prelude::*,
     sync::{Arc, ArcBorrow},
-    workqueue,
+    workqueue::{self, Work},
 };
 
 use crate::device::{IoConfig, LoopDevice};
 use crate::sys::{
-    blk::{BlkStatus, IssuerScope, ReqOp, Request},
+    blk::{BlkStatus, IssuerScope, ReqOp, Request, RequestBatch, RequestList},
     task::{self, WorkerScope},
 };
+
+/// Requests that one run of a work item at a time takes in batches, in the
+/// order they came: the root cgroup's, the device's own
+/// (`LoopDevice::submit_work`), or another cgroup's ([`CgroupWorker`]).
+///
+/// Whoever adds a request while the batch is disarmed queues its work item
+/// ([`Batch::push`]). A run takes the list until it finds it empty, then
+/// disarms and looks once more ([`Batch::next`]), so no request is left
+/// behind and one run at a time takes the list.
+pub(crate) struct Batch {
+    list: RequestList,
+    /// Set while the work item is queued or running and will look at
+    /// `list` again before it returns: requests added meanwhile need no
+    /// queueing. Queueing a running work item again would wake an idle
+    /// worker thread of the unbound workqueue only for it to hand the item
+    /// back to the thread running it: two context switches for nothing.
+    armed: AtomicBool,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Self {
+            list: RequestList::new(),
+            armed: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `rq`; returns whether the caller must queue the work item.
+    /// Any context.
+    fn push(&self, rq: Request) -> bool {
+        // Both are full barriers (`llist_add` and the swap), and so are the
+        // run's swap and `take_all` when it disarms: either this sees the
+        // run still armed, and the run then finds `rq`, or the run is
+        // disarmed and this queues it again. Already pending is fine then:
+        // a run queued by an adder while the last run disarmed, which takes
+        // the list.
+        self.list.push(rq) && !self.armed.swap(true, Ordering::SeqCst)
+    }
+
+    /// The next batch for a run, or `None` once the list was empty and
+    /// the batch is disarmed: the run must then return.
+    fn next(&self) -> Option<RequestBatch> {
+        let batch = self.list.take_all();
+        if !batch.is_empty() {
+            return Some(batch);
+        }
+        self.armed.swap(false, Ordering::SeqCst);
+        let batch = self.list.take_all();
+        if batch.is_empty() {
+            return None;
+        }
+        // Added while disarmed: this run takes the batch. If its adder
+        // queued a run too, that one finds the list empty.
+        self.armed.swap(true, Ordering::SeqCst);
+        Some(batch)
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+}
+
+/// The batching worker of one cgroup's requests on one device, as C's
+/// `struct loop_worker`: its own run on the device's workqueue, so that a
+/// request of one cgroup does not wait behind another cgroup's, whose
+/// submission may sleep in the backing device's I/O controller (`io.cost`,
+/// `io.latency`) or in its memory cgroup's reclaim. The root cgroup's
+/// requests are the device's own batch.
+///
+/// Made for a request of a cgroup with none on the device, and taken out
+/// of the device's `cgroup_workers` by its run when that finds the batch
+/// empty (C keeps an idle worker for a minute, on a timer): making one
+/// costs an allocation, less than the wake-up of a worker thread that a
+/// run costs anyway.
+///
+/// # Invariants
+///
+/// While the worker is in its device's `cgroup_workers`, a run of its work
+/// item is queued or running that has yet to look for it there. So a
+/// device whose workqueue is flushed, with no request in flight, has no
+/// worker left, and no worker's reference to the device.
+#[pin_data]
+pub(crate) struct CgroupWorker {
+    device: Arc<LoopDevice>,
+    /// The cgroup's id, its index in `cgroup_workers`.
+    cgroup: usize,
+    batch: Batch,
+    #[pin]
+    work: Work<CgroupWorker>,
+}
+
+kernel::impl_has_work! {
+    impl HasWork<Self> for CgroupWorker { self.work }
+}
+
+impl workqueue::WorkItem for CgroupWorker {
+    type Pointer = Arc<Self>;
+
+    fn run(this: Arc<Self>) {
+        this.device.run_batches(&this.batch);
+        this.device.retire_worker(&this);
+    }
+}
 
 impl LoopDevice {
     /// Hands `rq` to a worker. Any context.
     ///
-    /// With `batch` it goes on `submit_list`, which one work item at a
-    /// time takes in batches, in order, as the C driver's worker takes its
-    /// list. `queue_rq` batches direct reads and writes, whose submission
-    /// seldom blocks for long, and buffered writes to a regular file, which
-    /// all take the file's `i_rwsem` exclusively and so gain nothing from
-    /// running at once but contention. A work item each would also wake a
-    /// worker thread each: on an unbound workqueue, every work item queued
-    /// wakes an idle worker. The rest (buffered reads, flushes, discards)
-    /// and `NOWAIT` fallbacks, which may well block, are each a work item
-    /// of their own (`run_queued`), and run concurrently.
+    /// With `batch` it goes to the batching worker of the cgroup that
+    /// issued it, which takes its requests in batches, in order, as the C
+    /// driver's worker takes its list. `queue_rq` batches direct reads and
+    /// writes, whose submission seldom blocks for long, and buffered writes
+    /// to a regular file, which all take the file's `i_rwsem` exclusively
+    /// and so gain nothing from running at once but contention. A work
+    /// item each would also wake a worker thread each: on an unbound
+    /// workqueue, every work item queued wakes an idle worker. The rest
+    /// (buffered reads, flushes, discards) and `NOWAIT` fallbacks, which
+    /// may well block, are each a work item of their own (`run_queued`),
+    /// and run concurrently.
     pub(super) fn to_worker(this: ArcBorrow<'_, Self>, rq: Request, batch: bool) {
         if rq.op() == ReqOp::Write {
             this.worker_writes.fetch_add(1, Ordering::Relaxed);
@@ -35,14 +145,95 @@ impl LoopDevice {
         if !batch {
             return rq.queue_work::<Self>(&this.wq);
         }
-        // Both are full barriers (`llist_add` and the swap), and so are the
-        // worker's swap and `take_all` when it disarms: either this sees
-        // the worker still armed, and the worker then finds `rq`, or the
-        // worker is disarmed and this queues it again.
-        if this.submit_list.push(rq) && !this.submit_armed.swap(true, Ordering::SeqCst) {
-            // Already pending is fine: a run queued by an adder while the
-            // last run disarmed, which takes the list.
-            let _ = this.wq.queue().enqueue(Arc::from(this));
+        let worker = rq
+            .issuer_cgroup()
+            .and_then(|id| Self::cgroup_worker(this, id));
+        match worker {
+            Some(worker) => {
+                if worker.batch.push(rq) {
+                    let _ = this.wq.queue().enqueue(worker);
+                }
+            }
+            None => {
+                if this.batch.push(rq) {
+                    let _ = this.wq.queue().enqueue(Arc::from(this));
+                }
+            }
+        }
+    }
+
+    /// The batching worker of cgroup `id`, made if it has none. `None` if
+    /// one cannot be made without sleeping: its requests then go to the
+    /// root cgroup's batch, as in C, still charged to their cgroup.
+    fn cgroup_worker(this: ArcBorrow<'_, Self>, id: NonZeroU64) -> Option<Arc<CgroupWorker>> {
+        let cgroup = usize::try_from(id.get()).ok()?;
+        let mut workers = this.cgroup_workers.lock();
+        if let Some(worker) = workers.get(cgroup) {
+            return Some(worker.into());
+        }
+        let worker = Arc::pin_init(
+            try_pin_init!(CgroupWorker {
+                device: this.into(),
+                cgroup,
+                batch: Batch::new(),
+                work <- new_work!("CgroupWorker::work"),
+            }),
+            GFP_NOWAIT | __GFP_NOWARN,
+        )
+        .ok()?;
+        // INVARIANT: The caller pushes a request to it and queues its run
+        // if the batch is disarmed, as a new one is.
+        let flags = GFP_NOWAIT | __GFP_NOWARN;
+        workers.store(cgroup, worker.clone(), flags).ok()?;
+        this.stats.cgroup_worker_made();
+        Some(worker)
+    }
+
+    /// Takes `worker` out of `cgroup_workers` at the end of its run, if it
+    /// is still there and its batch is disarmed (else a run to come will).
+    fn retire_worker(&self, worker: &CgroupWorker) {
+        let mut workers = self.cgroup_workers.lock();
+        let listed = workers
+            .get(worker.cgroup)
+            .is_some_and(|w| core::ptr::eq(&*w, worker));
+        // INVARIANT: Armed, a run is queued or running that has yet to
+        // look; else the worker leaves the array.
+        let retired = (listed && !worker.batch.is_armed())
+            .then(|| workers.remove(worker.cgroup))
+            .flatten();
+        drop(workers);
+        if retired.is_some() {
+            self.stats.cgroup_worker_retired();
+        }
+        // The run still holds the worker: this is not its last reference.
+        drop(retired);
+    }
+
+    /// Runs `batch` until it is empty and disarmed, in a [`WorkerScope`].
+    ///
+    /// Each batch of direct I/O is submitted under one block plug, so that
+    /// it reaches the backing device together rather than a bio at a time.
+    /// Between requests the run yields its CPU to any task due to run
+    /// (`cond_resched`), as `loop_process_work()` does: under steady load
+    /// it may never find the list empty.
+    fn run_batches(&self, batch: &Batch) {
+        let _worker = WorkerScope::enter();
+        self.stats.worker_batch();
+        while let Some(requests) = batch.next() {
+            let io = self.current_io();
+            let run = || {
+                for rq in requests {
+                    self.run_worker(io.as_deref(), rq);
+                    task::cond_resched();
+                }
+            };
+            // A buffered write submits no bio of its own, so it gains
+            // nothing from the plug.
+            if io.as_ref().is_some_and(|io| io.direct) {
+                task::plugged(run);
+            } else {
+                run();
+            }
         }
     }
 
@@ -69,46 +260,8 @@ kernel::impl_has_work! {
 impl workqueue::WorkItem for LoopDevice {
     type Pointer = Arc<Self>;
 
-    /// The batching worker of `submit_list`: takes the list until it finds
-    /// it empty, then disarms (`submit_armed`) and looks once more. Whoever
-    /// adds to an empty list while it is disarmed queues this again, so no
-    /// request is left behind, and one run at a time takes the list.
-    ///
-    /// Each batch of direct I/O is submitted under one block plug, so that
-    /// it reaches the backing device together rather than a bio at a time.
-    /// Between requests the run yields its CPU to any task due to run
-    /// (`cond_resched`), as `loop_process_work()` does: under steady load
-    /// it may never find the list empty.
+    /// The batching worker of the root cgroup's requests.
     fn run(this: Arc<Self>) {
-        let _worker = WorkerScope::enter();
-        this.stats.worker_batch();
-        loop {
-            let mut batch = this.submit_list.take_all().peekable();
-            if batch.peek().is_none() {
-                this.submit_armed.swap(false, Ordering::SeqCst);
-                batch = this.submit_list.take_all().peekable();
-                if batch.peek().is_none() {
-                    return;
-                }
-                // Added while disarmed: this run takes the batch. If its
-                // adder queued a run too, that one finds the list empty.
-                this.submit_armed.swap(true, Ordering::SeqCst);
-            }
-            let io = this.current_io();
-            let run = || {
-                for rq in batch {
-                    this.run_worker(io.as_deref(), rq);
-                    task::cond_resched();
-                }
-            };
-            // The direct I/O of a batch goes to the backing device together.
-            // A buffered write submits no bio of its own, so it gains nothing
-            // from the plug.
-            if io.as_ref().is_some_and(|io| io.direct) {
-                task::plugged(run);
-            } else {
-                run();
-            }
-        }
+        this.run_batches(&this.batch);
     }
 }

@@ -2343,7 +2343,8 @@ ALL=(insmod_rmmod_10x proc_devices_and_nodes max_loop_precreates min_count_defau
      dio_attach_modes dio_misaligned_offset dio_min_size dio_fio_verify
      dio_toggle_under_fio dio_ext4_xfs stacked_page_cache_reads workqueues io_error enospc
      detach_under_load reconfigure_under_io teardown_race configure_storm ioctl_fuzz
-     backing_lifetime killed_submitters fuse_backing_creds cgroup_charging cgroup_io_max)
+     backing_lifetime killed_submitters fuse_backing_creds cgroup_charging cgroup_io_max
+     cgroup_workers)
 # The stacked topologies, on both drivers: in the stack and long tiers.
 STACKED=(stacked_xfs_dm stacked_ext4_journal stacked_three_loops)
 QUICK=(losetup_f attach_read_write autoclear change_fd read_past_eof dio_min_size)

@@ -7,7 +7,7 @@
 //! [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h).
 
 use super::Request;
-use core::marker::PhantomData;
+use core::{marker::PhantomData, num::NonZeroU64};
 use kernel::bindings;
 
 // The C helpers of `src/helpers/`. bindgen's structs are only passed by
@@ -17,6 +17,7 @@ extern "C" {
     fn rloop_issuer_enter(rq: *mut bindings::request, saved: *mut IssuerSaved);
     fn rloop_issuer_exit(saved: *mut IssuerSaved);
     fn rloop_rq_issued_by_current(rq: *mut bindings::request) -> bool;
+    fn rloop_rq_cgroup_id(rq: *mut bindings::request) -> u64;
 }
 
 /// What [`IssuerScope`] changed (`struct rloop_issuer_saved`).
@@ -93,5 +94,14 @@ impl Request {
         // SAFETY: The request is live (type invariant); the helper reads
         // its first bio's blkcg and the current task's, under RCU.
         unsafe { rloop_rq_issued_by_current(self.raw()) }
+    }
+
+    /// The id of the cgroup that issued this request, the blkcg of its
+    /// first bio (`cgroup_id()`), or `None` for the root cgroup (and
+    /// without cgroups). An id is never reused while the system runs.
+    pub fn issuer_cgroup(&self) -> Option<NonZeroU64> {
+        // SAFETY: The request is live (type invariant), so its bios are,
+        // and the blkcg each holds, with its cgroup.
+        NonZeroU64::new(unsafe { rloop_rq_cgroup_id(self.raw()) })
     }
 }

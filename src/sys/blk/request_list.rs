@@ -95,6 +95,13 @@ pub struct RequestBatch {
 // SAFETY: The batch owns its requests, which may be ended from any thread.
 unsafe impl Send for RequestBatch {}
 
+impl RequestBatch {
+    /// Whether the batch holds no request (any more).
+    pub fn is_empty(&self) -> bool {
+        self.next.is_null()
+    }
+}
+
 impl Iterator for RequestBatch {
     type Item = Request;
 
