@@ -30,7 +30,6 @@ use kernel::{
     str::CString,
     sync::{Arc, Mutex, MutexGuard, SpinLock},
     workqueue::{new_work, Work},
-    xarray::{AllocKind, XArray},
 };
 
 use crate::direct_io::DioAlign;
@@ -177,10 +176,11 @@ pub(crate) struct LoopDevice {
     #[pin]
     pub(crate) submit_work: Work<LoopDevice>,
     /// The batching workers of the other cgroups with requests for a
-    /// worker, by cgroup id, as C's `worker_tree`. Each holds a reference
-    /// to the device while it is here, which its run drops.
+    /// worker, as C's `worker_tree`: a few, each looked up by its cgroup's
+    /// id. Each holds a reference to the device, which the removal drops
+    /// ([`LoopDevice::flush_workers`]).
     #[pin]
-    pub(crate) cgroup_workers: XArray<Arc<CgroupWorker>>,
+    pub(crate) cgroup_workers: SpinLock<KVec<Arc<CgroupWorker>>>,
     /// Writes handed to a worker that it has not started yet: while there
     /// are any, writes to a regular file are not tried with `NOWAIT`.
     /// Counted down when the worker starts one, before it can end: counted
@@ -225,7 +225,7 @@ impl LoopDevice {
                 wq,
                 batch: Batch::new(),
                 submit_work <- new_work!("LoopDevice::submit_work"),
-                cgroup_workers <- XArray::new(AllocKind::Alloc),
+                cgroup_workers <- new_spinlock!(KVec::new()),
                 worker_writes: AtomicU32::new(0),
                 nowait: AtomicBool::new(config.on),
                 stats <- IoStats::new(debugfs, &name, config.depth),
@@ -357,10 +357,12 @@ impl LoopDevice {
     /// between ending their last request and returning), and dropping the
     /// last reference there would destroy the workqueue from one of its own
     /// work items, which waits for itself. After it, the remover's
-    /// reference is the last one a work item could have held, and no
-    /// cgroup's worker is left (its type invariant).
+    /// reference is the last one a work item could have held. Then the
+    /// cgroups' workers, idle now, are dropped with their references to
+    /// the device.
     pub(crate) fn flush_workers(&self) {
         self.wq.flush();
+        self.drop_cgroup_workers();
     }
 
     /// The I/O configuration, for requests in flight: it cannot change

@@ -16,9 +16,8 @@
 //!   direct reads and writes and the buffered writes handed to the worker
 //!   (the rest run one by one);
 //! - `cgroup_workers_made`: batching workers made for a cgroup other than
-//!   the root, one at the start of each burst of its requests;
-//! - `cgroup_workers`: those that are still on the device, until their
-//!   batch runs dry;
+//!   the root, one for each cgroup (again after an idle one was dropped);
+//! - `cgroup_workers`: those that the device holds now;
 //! - `worker_peak` (read-write, write 0 to reset): the most worker items
 //!   that ran at the same time, which shows the buffered path's
 //!   concurrency;
@@ -236,9 +235,9 @@ impl IoStats {
         self.cgroup_workers.fetch_add(1, Relaxed);
     }
 
-    /// Counts a cgroup's batching worker taken off the device.
-    pub(crate) fn cgroup_worker_retired(&self) {
-        self.cgroup_workers.fetch_sub(1, Relaxed);
+    /// Counts `n` cgroup batching workers dropped by the device.
+    pub(crate) fn cgroup_workers_dropped(&self, n: usize) {
+        self.cgroup_workers.fetch_sub(n as u64, Relaxed);
     }
 
     /// Counts a worker item, running until the returned guard goes.

@@ -230,6 +230,8 @@ impl LoopDevice {
 
         // No opener, so no I/O in flight: no need to freeze.
         self.set_io(None);
+        // As `__loop_clr_fd()` frees the idle workers.
+        self.drop_cgroup_workers();
         let _ = disk.update_limits(|lim| {
             lim.set_block_size(512);
             lim.set_features(false, false);

@@ -82,30 +82,31 @@ impl Batch {
     }
 }
 
+/// The cgroups' batching workers that a device keeps when they are idle:
+/// a new one first drops the idle ones beyond this many.
+const IDLE_CGROUP_WORKERS: usize = 16;
+
 /// The batching worker of one cgroup's requests on one device, as C's
 /// `struct loop_worker`: its own run on the device's workqueue, so that a
 /// request of one cgroup does not wait behind another cgroup's, whose
-/// submission may sleep in the backing device's I/O controller (`io.cost`,
-/// `io.latency`) or in its memory cgroup's reclaim. The root cgroup's
-/// requests are the device's own batch.
+/// submission may sleep in the backing device's I/O controller
+/// (`io.latency`, `io.cost`) or in its memory cgroup's reclaim. The root
+/// cgroup's requests are the device's own batch.
 ///
-/// Made for a request of a cgroup with none on the device, and taken out
-/// of the device's `cgroup_workers` by its run when that finds the batch
-/// empty (C keeps an idle worker for a minute, on a timer): making one
-/// costs an allocation, less than the wake-up of a worker thread that a
-/// run costs anyway.
-///
-/// # Invariants
-///
-/// While the worker is in its device's `cgroup_workers`, a run of its work
-/// item is queued or running that has yet to look for it there. So a
-/// device whose workqueue is flushed, with no request in flight, has no
-/// worker left, and no worker's reference to the device.
+/// Made for the first request of a cgroup for the batch, and kept in the
+/// device's `cgroup_workers` when idle, as C keeps one for a minute: made
+/// at each burst of requests instead, it cost a cgroup's direct reads
+/// through the worker at depth 1 about 18% of their rate in a debug
+/// kernel (`docs/design.md`, "Cgroup charging"). It holds the cgroup
+/// only by its id, so a cgroup that has gone leaves no more than an idle
+/// worker behind, which a new one drops ([`IDLE_CGROUP_WORKERS`]). It
+/// holds the device, which drops its workers at the detach and at the
+/// removal ([`LoopDevice::drop_cgroup_workers`]).
 #[pin_data]
 pub(crate) struct CgroupWorker {
     device: Arc<LoopDevice>,
-    /// The cgroup's id, its index in `cgroup_workers`.
-    cgroup: usize,
+    /// The cgroup's id.
+    cgroup: NonZeroU64,
     batch: Batch,
     #[pin]
     work: Work<CgroupWorker>,
@@ -120,7 +121,6 @@ impl workqueue::WorkItem for CgroupWorker {
 
     fn run(this: Arc<Self>) {
         this.device.run_batches(&this.batch);
-        this.device.retire_worker(&this);
     }
 }
 
@@ -166,47 +166,40 @@ impl LoopDevice {
     /// one cannot be made without sleeping: its requests then go to the
     /// root cgroup's batch, as in C, still charged to their cgroup.
     fn cgroup_worker(this: ArcBorrow<'_, Self>, id: NonZeroU64) -> Option<Arc<CgroupWorker>> {
-        let cgroup = usize::try_from(id.get()).ok()?;
         let mut workers = this.cgroup_workers.lock();
-        if let Some(worker) = workers.get(cgroup) {
-            return Some(worker.into());
+        if let Some(worker) = workers.iter().find(|w| w.cgroup == id) {
+            return Some(worker.clone());
         }
+        if workers.len() >= IDLE_CGROUP_WORKERS {
+            // The idle ones go: neither queued nor running (a run that has
+            // just disarmed holds its own reference).
+            let before = workers.len();
+            workers.retain(|w| w.batch.is_armed());
+            this.stats.cgroup_workers_dropped(before - workers.len());
+        }
+        let flags = GFP_NOWAIT | __GFP_NOWARN;
         let worker = Arc::pin_init(
             try_pin_init!(CgroupWorker {
                 device: this.into(),
-                cgroup,
+                cgroup: id,
                 batch: Batch::new(),
                 work <- new_work!("CgroupWorker::work"),
             }),
-            GFP_NOWAIT | __GFP_NOWARN,
+            flags,
         )
         .ok()?;
-        // INVARIANT: The caller pushes a request to it and queues its run
-        // if the batch is disarmed, as a new one is.
-        let flags = GFP_NOWAIT | __GFP_NOWARN;
-        workers.store(cgroup, worker.clone(), flags).ok()?;
+        workers.push(worker.clone(), flags).ok()?;
         this.stats.cgroup_worker_made();
         Some(worker)
     }
 
-    /// Takes `worker` out of `cgroup_workers` at the end of its run, if it
-    /// is still there and its batch is disarmed (else a run to come will).
-    fn retire_worker(&self, worker: &CgroupWorker) {
-        let mut workers = self.cgroup_workers.lock();
-        let listed = workers
-            .get(worker.cgroup)
-            .is_some_and(|w| core::ptr::eq(&*w, worker));
-        // INVARIANT: Armed, a run is queued or running that has yet to
-        // look; else the worker leaves the array.
-        let retired = (listed && !worker.batch.is_armed())
-            .then(|| workers.remove(worker.cgroup))
-            .flatten();
-        drop(workers);
-        if retired.is_some() {
-            self.stats.cgroup_worker_retired();
-        }
-        // The run still holds the worker: this is not its last reference.
-        drop(retired);
+    /// Drops the device's references to the cgroups' workers, and so
+    /// theirs to the device, when no request is in flight: at the detach,
+    /// and at the removal once the workqueue is flushed. A run that has not
+    /// returned yet holds its worker until it does.
+    pub(crate) fn drop_cgroup_workers(&self) {
+        let workers = core::mem::take(&mut *self.cgroup_workers.lock());
+        self.stats.cgroup_workers_dropped(workers.len());
     }
 
     /// Runs `batch` until it is empty and disarmed, in a [`WorkerScope`].

@@ -277,7 +277,9 @@ light_iops() {
 # the file agree after. (io.cost would make heavy wait as well, but in 7.3
 # its io.cost.qos takes the queue's rq_qos_mutex inside a queue freeze,
 # and io.max the other way round: a lockdep splat in any boot that has
-# both.)
+# both.) Ours also counts its workers: one for each cgroup, kept while
+# idle, dropped at the detach, and at most 16 idle ones on a device that
+# eighteen cgroups write to one after another.
 t_cgroup_workers() {
     needs_config BLK_CGROUP_IOLATENCY
     load
@@ -312,21 +314,43 @@ t_cgroup_workers() {
     [ $((${together%% *} * 5)) -ge $alone ] ||
         die "light read at $together IOPS beside heavy's backlog, $alone alone"
     cmp $dev $SCRATCH/img || die "device and file differ"
-    # Ours: a worker for each cgroup, and none left once the device is
-    # idle (each goes when its batch runs dry).
+    # Ours: a worker for each cgroup, kept while idle (not made again for
+    # each burst of requests), and dropped at the detach.
     if [ $IMPL = rloop ]; then
         local n=${dev#/dev/} made live i
         made=$(nowait_stat $n cgroup_workers_made)
+        live=$(nowait_stat $n cgroup_workers)
+        echo "note: $made cgroup workers made, $live kept"
+        [ "$made" -ge 2 ] && [ "$made" -le 4 ] || die "$made cgroup workers made for two cgroups"
+        [ "$live" = "$made" ] || die "$live cgroup workers kept of $made"
+        losetup -d $dev
         for i in $(seq 50); do
             live=$(nowait_stat $n cgroup_workers)
             [ "$live" != 0 ] || break
             nap 0.1
         done
-        echo "note: $made cgroup workers made; $live left when idle"
-        [ "$made" -ge 2 ] || die "$made cgroup workers made for two cgroups"
-        [ "$live" = 0 ] || die "$live cgroup workers left on an idle device"
+        [ "$live" = 0 ] || die "$live cgroup workers left after the detach"
+        # Eighteen cgroups one after another, each a write through a
+        # buffered device (to its batch), each gone after: the device keeps
+        # at most 16 idle workers.
+        dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
+        n=${dev#/dev/}
+        local cg
+        for i in $(seq 18); do
+            cg=$(charge_cgroup rloop-w$i)
+            in_cgroup $cg dd if=/dev/urandom of=$dev bs=4k count=1 seek=$i oflag=direct status=none
+            rmdir $cg
+        done
+        made=$(nowait_stat $n cgroup_workers_made)
+        live=$(nowait_stat $n cgroup_workers)
+        echo "note: eighteen cgroups: $made workers made, $live kept"
+        [ "$made" -ge 20 ] || die "$made cgroup workers made, for two and then eighteen cgroups"
+        [ "$live" -le 16 ] || die "$live idle cgroup workers kept, more than 16"
+        cmp $dev $SCRATCH/img || die "buffered: device and file differ"
+        losetup -d $dev
+    else
+        losetup -d $dev
     fi
-    losetup -d $dev
     rmdir $heavy $light
     unload
 }
