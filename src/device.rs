@@ -177,8 +177,8 @@ pub(crate) struct LoopDevice {
     pub(crate) submit_work: Work<LoopDevice>,
     /// The batching workers of the other cgroups with requests for a
     /// worker, as C's `worker_tree`: a few, each looked up by its cgroup's
-    /// id. Each holds a reference to the device, which the removal drops
-    /// ([`LoopDevice::flush_workers`]).
+    /// id. Each holds a reference to the device, which the detach and the
+    /// removal drop ([`LoopDevice::drop_cgroup_workers`]).
     #[pin]
     pub(crate) cgroup_workers: SpinLock<KVec<Arc<CgroupWorker>>>,
     /// Writes handed to a worker that it has not started yet: while there
