@@ -109,6 +109,20 @@ sysfs_eq() {
 # gives out (the last PID of /proc/loadavg, wrapping at pid_max).
 
 read -r PID_MAX </proc/sys/kernel/pid_max
+# cpu_ticks: the guest's busy and total CPU ticks, all CPUs, as "BUSY TOTAL"
+# (/proc/stat; no fork). busy_pct A B: the busy share between two of them,
+# in percent of all the vCPUs: how much of a test's time is CPU, and how much
+# waiting (naps, timeouts, udev, the host's disk).
+cpu_ticks() {
+    local _c u n s i w q sq st
+    read -r _c u n s i w q sq st _ </proc/stat
+    echo "$((u + n + s + q + sq + st)) $((u + n + s + i + w + q + sq + st))"
+}
+busy_pct() {
+    local b0 t0 b1 t1; read -r b0 t0 <<<"$1"; read -r b1 t1 <<<"$2"
+    echo $(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))
+}
+SUITE_CPU=$(cpu_ticks)
 
 # mounted DIR: DIR is a mount point (from /proc/mounts, without a fork).
 mounted() {
@@ -129,7 +143,8 @@ run_test() {
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
     local log="$LOG/$name.${tag// /.}" t0=$SECONDS mark="rloop-test: begin $name [$tag]"
-    local p0 p1 _l; read -r _l _l _l _l p0 </proc/loadavg
+    local p0 p1 _l c0 c1; read -r _l _l _l _l p0 </proc/loadavg
+    c0=$(cpu_ticks)
     echo "$mark" >/dev/kmsg
     # Not in a condition: errexit is off in any command that is tested
     # with if, || or &&, subshells included, and every step must count.
@@ -149,7 +164,8 @@ run_test() {
         [ $rc != 0 ] || rc=1
     fi
     read -r _l _l _l _l p1 </proc/loadavg
-    times+=("$((SECONDS - t0)) $(( (p1 - p0 + PID_MAX) % PID_MAX )) $name [$tag]")
+    c1=$(cpu_ticks)
+    times+=("$((SECONDS - t0)) $(( (p1 - p0 + PID_MAX) % PID_MAX )) $(busy_pct "$c0" "$c1") $name [$tag]")
     if [ $rc = 77 ]; then
         # needs_config: this kernel lacks what the test needs.
         skipped+=("$name[$tag]"); echo "skip $name [$tag]: $(tail -n 1 "$log")"
@@ -2382,9 +2398,9 @@ if [ "$DRIVER" != c ]; then
 fi
 
 # Where the time went, slowest first.
-echo "time per test (s) and the processes it started, slowest first; suite ${SECONDS} s:"
+echo "time per test (s), the processes it started and the guest's CPU busy (% of all vCPUs), slowest first; suite ${SECONDS} s, $(busy_pct "$SUITE_CPU" "$(cpu_ticks)")% busy:"
 [ ${#times[@]} = 0 ] || printf '%s\n' "${times[@]}" | sort -rn |
-    awk '{ printf "  %5d s %6d procs  %s\n", $1, $2, substr($0, length($1) + length($2) + 3) }'
+    awk '{ printf "  %5d s %6d procs %3d%% busy  %s\n", $1, $2, $3, substr($0, length($1) + length($2) + length($3) + 4) }'
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
 rm -rf "$LOG"
 umount $SCRATCH
