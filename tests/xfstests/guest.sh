@@ -1,29 +1,30 @@
 #!/bin/bash
-# The guest half of scripts/xfstests: runs a list of xfstests tests on ext4
-# over two loop devices, per driver and per direct I/O mode, and appends one
-# line per test to the results file.
+# The guest half of scripts/xfstests: runs a list of xfstests tests on a
+# filesystem (ext4 or xfs) over two loop devices, per driver and per direct
+# I/O mode, and appends one line per test to the results file.
 #
 #   tests/xfstests/guest.sh --kdir KDIR --xfstests BUILD --list FILE
-#       --results FILE --drivers "rloop c" --dio "on off"
+#       --results FILE [--fs ext4|xfs] --drivers "rloop c" --dio "on off"
 #
 # The loop devices are files on ext4 on the scratch disk (/dev/vda): TEST_DEV
 # on /dev/loop0 and SCRATCH_DEV on /dev/loop1, 8 GiB each, sparse. One
 # ./check runs the list (a check call per test costs about 30 s more each
 # under TCG); each test's line is recorded as soon as it ends, and a hang
 # costs one test (see run_check). A results line is
-#   DRIVER DIO TEST STATUS SECONDS [REASON]
+#   FS DRIVER DIO TEST STATUS SECONDS [REASON]
 # with STATUS pass, fail, notrun, excluded, timeout or error. check's own
 # dmesg check fails a test that leaves a kernel splat.
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
-KDIR= BUILD= LIST= RESULTS= DRIVERS="rloop c" DIOS="on off" TIMEOUT=900
+KDIR= BUILD= LIST= RESULTS= FS=ext4 DRIVERS="rloop c" DIOS="on off" TIMEOUT=900
 while [ $# -gt 0 ]; do
     case "$1" in
         --kdir) KDIR=$2; shift 2 ;;
         --xfstests) BUILD=$2; shift 2 ;;
         --list) LIST=$2; shift 2 ;;
         --results) RESULTS=$2; shift 2 ;;
+        --fs) FS=$2; shift 2 ;;
         --drivers) DRIVERS=$2; shift 2 ;;
         --dio) DIOS=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
@@ -76,7 +77,7 @@ run_check() {
         # Lines of finished tests: "generic/NNN ..." ended by a newline.
         while IFS= read -r line; do
             t=${line%% *}
-            grep -q "^$driver $dio $t " "$RESULTS" && continue
+            grep -q "^$FS $driver $dio $t " "$RESULTS" && continue
             secs=$(echo "$line" | grep -o '[0-9]\+s *$' | tr -d 's ')
             reason=
             case "$line" in
@@ -86,17 +87,17 @@ run_check() {
                     status=fail; reason=$(echo "${line#"$t"}" | sed 's/^[ 0-9s.]*//' | cut -c1-120) ;;
                 *) if [ -n "$secs" ]; then status=pass; else continue; fi ;;
             esac
-            echo "$driver $dio $t $status ${secs:-0} $reason" | tee -a "$RESULTS"
+            echo "$FS $driver $dio $t $status ${secs:-0} $reason" | tee -a "$RESULTS"
         done < <(grep -a '^[a-z0-9]*/[0-9]\+ ' $out)
         [ $done = 1 ] && break
         sleep 2
     done
     # The test that was running, or the first that never reported.
     for t in "$@"; do
-        grep -q "^$driver $dio $t " "$RESULTS" && continue
+        grep -q "^$FS $driver $dio $t " "$RESULTS" && continue
         if [ $timed_out = 1 ]; then status=timeout; reason="no output for ${TIMEOUT}s"
         else status=error; reason="check ended before it: $(tail -n 1 $out | cut -c1-100)"; fi
-        echo "$driver $dio $t $status 0 $reason" | tee -a "$RESULTS"
+        echo "$FS $driver $dio $t $status 0 $reason" | tee -a "$RESULTS"
         break
     done
     # A killed or failed test may leave its mounts behind.
@@ -121,20 +122,24 @@ for driver in $DRIVERS; do
         for d in loop0 loop1; do
             [ "$(cat /sys/block/$d/loop/dio)" = $want ] || { echo "$d: dio is not $want"; exit 1; }
         done
-        mkfs.ext4 -q -F /dev/loop0
+        case $FS in
+            ext4) mkfs.ext4 -q -F /dev/loop0 ;;
+            xfs) mkfs.xfs -q -f /dev/loop0 ;;
+            *) echo "guest.sh: no filesystem $FS"; exit 2 ;;
+        esac
         cat >$BUILD/local.config <<CFG
-export FSTYP=ext4
+export FSTYP=$FS
 export TEST_DEV=/dev/loop0
 export TEST_DIR=/tmp/test
 export SCRATCH_DEV=/dev/loop1
 export SCRATCH_MNT=/tmp/scratch
 CFG
-        echo "== $driver, dio $dio ($(date +%T))"
+        echo "== $FS, $driver, dio $dio ($(date +%T))"
         mapfile -t remaining < <(grep -v '^$' "$LIST")
         while [ ${#remaining[@]} -gt 0 ]; do
             run_check "$driver" "$dio" "${remaining[@]}"
             mapfile -t remaining < <(for t in "${remaining[@]}"; do
-                grep -q "^$driver $dio $t " "$RESULTS" || echo "$t"; done)
+                grep -q "^$FS $driver $dio $t " "$RESULTS" || echo "$t"; done)
         done
         umount /tmp/test /tmp/scratch 2>/dev/null
         losetup -D
