@@ -110,7 +110,9 @@ sysfs_eq() {
 
 read -r PID_MAX </proc/sys/kernel/pid_max
 # cpu_ticks: the guest's busy and total CPU ticks, all CPUs, as "BUSY TOTAL"
-# (/proc/stat; no fork). busy_pct A B: the busy share between two of them,
+# (/proc/stat, read by the shell itself; but each $(cpu_ticks) is a fork,
+# and run_test's first one comes after it read the PID counter, so a test's
+# processes count it). busy_pct A B: the busy share between two of them,
 # in percent of all the vCPUs: how much of a test's time is CPU, and how much
 # waiting (naps, timeouts, udev, the host's disk).
 cpu_ticks() {
