@@ -109,22 +109,22 @@ sysfs_eq() {
 # gives out (the last PID of /proc/loadavg, wrapping at pid_max).
 
 read -r PID_MAX </proc/sys/kernel/pid_max
-# cpu_ticks: the guest's busy and total CPU ticks, all CPUs, as "BUSY TOTAL"
-# (/proc/stat, read by the shell itself; but each $(cpu_ticks) is a fork,
-# and run_test's first one comes after it read the PID counter, so a test's
-# processes count it). busy_pct A B: the busy share between two of them,
-# in percent of all the vCPUs: how much of a test's time is CPU, and how much
+# cpu_ticks VAR: sets VAR to the guest's busy and total CPU ticks, all
+# CPUs, as "BUSY TOTAL" (/proc/stat, read by the shell itself, no fork;
+# VAR must not be one of the functions' own locals).
+# busy_pct VAR A B: sets VAR to the busy share between two of them, in
+# percent of all the vCPUs: how much of a test's time is CPU, and how much
 # waiting (naps, timeouts, udev, the host's disk).
 cpu_ticks() {
-    local _c u n s i w q sq st
-    read -r _c u n s i w q sq st _ </proc/stat
-    echo "$((u + n + s + q + sq + st)) $((u + n + s + i + w + q + sq + st))"
+    local _cpu u n s i w q sq st _r
+    read -r _cpu u n s i w q sq st _r </proc/stat
+    printf -v "$1" '%s %s' "$((u + n + s + q + sq + st))" "$((u + n + s + i + w + q + sq + st))"
 }
 busy_pct() {
-    local b0 t0 b1 t1; read -r b0 t0 <<<"$1"; read -r b1 t1 <<<"$2"
-    echo $(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))
+    local b0 t0 b1 t1; read -r b0 t0 <<<"$2"; read -r b1 t1 <<<"$3"
+    printf -v "$1" '%s' "$(( t1 > t0 ? 100 * (b1 - b0) / (t1 - t0) : 0 ))"
 }
-SUITE_CPU=$(cpu_ticks)
+cpu_ticks SUITE_CPU
 
 # mounted DIR: DIR is a mount point (from /proc/mounts, without a fork).
 mounted() {
@@ -145,8 +145,8 @@ run_test() {
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " =~ " $name " ]]; then return; fi
     IMPL=$impl
     local log="$LOG/$name.${tag// /.}" t0=$SECONDS mark="rloop-test: begin $name [$tag]"
-    local p0 p1 _l c0 c1; read -r _l _l _l _l p0 </proc/loadavg
-    c0=$(cpu_ticks)
+    local p0 p1 _l c0 c1 busy; read -r _l _l _l _l p0 </proc/loadavg
+    cpu_ticks c0
     echo "$mark" >/dev/kmsg
     # Not in a condition: errexit is off in any command that is tested
     # with if, || or &&, subshells included, and every step must count.
@@ -166,8 +166,8 @@ run_test() {
         [ $rc != 0 ] || rc=1
     fi
     read -r _l _l _l _l p1 </proc/loadavg
-    c1=$(cpu_ticks)
-    times+=("$((SECONDS - t0)) $(( (p1 - p0 + PID_MAX) % PID_MAX )) $(busy_pct "$c0" "$c1") $name [$tag]")
+    cpu_ticks c1; busy_pct busy "$c0" "$c1"
+    times+=("$((SECONDS - t0)) $(( (p1 - p0 + PID_MAX) % PID_MAX )) $busy $name [$tag]")
     if [ $rc = 77 ]; then
         # needs_config: this kernel lacks what the test needs.
         skipped+=("$name[$tag]"); echo "skip $name [$tag]: $(tail -n 1 "$log")"
@@ -2400,7 +2400,8 @@ if [ "$DRIVER" != c ]; then
 fi
 
 # Where the time went, slowest first.
-echo "time per test (s), the processes it started and the guest's CPU busy (% of all vCPUs), slowest first; suite ${SECONDS} s, $(busy_pct "$SUITE_CPU" "$(cpu_ticks)")% busy:"
+cpu_ticks SUITE_END; busy_pct SUITE_BUSY "$SUITE_CPU" "$SUITE_END"
+echo "time per test (s), the processes it started and the guest's CPU busy (% of all vCPUs), slowest first; suite ${SECONDS} s, $SUITE_BUSY% busy:"
 [ ${#times[@]} = 0 ] || printf '%s\n' "${times[@]}" | sort -rn |
     awk '{ printf "  %5d s %6d procs %3d%% busy  %s\n", $1, $2, $3, substr($0, length($1) + length($2) + length($3) + 4) }'
 # The rest of the guest's dmesg is checked by scripts/vm on the host.
