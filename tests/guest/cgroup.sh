@@ -23,9 +23,16 @@ in_cgroup() { (echo $BASHPID >"$1/cgroup.procs" && exec "${@:2}"); }
 
 # io_bytes CG MAJ:MIN: "rbytes wbytes" of the device MAJ:MIN in CG's
 # io.stat (0 0 before its first I/O).
+# Read by the shell, not awk: the throttling tests poll it.
 io_bytes() {
-    awk -v d="$2" '$1 == d { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
-                   END { print v["rbytes"] + 0, v["wbytes"] + 0 }' "$1/io.stat"
+    local d f kv r=0 w=0
+    while read -r d f; do
+        [ "$d" = "$2" ] || continue
+        for kv in $f; do
+            case $kv in rbytes=*) r=${kv#*=} ;; wbytes=*) w=${kv#*=} ;; esac
+        done
+    done <"$1/io.stat"
+    echo "$r $w"
 }
 
 # mem_file CG: the bytes of page cache charged to CG (memory.stat file).
@@ -40,7 +47,7 @@ mem_file() { awk '$1 == "file" { print $2 }' "$1/memory.stat"; }
 t_cgroup_charging() {
     load
     local cg; cg=$(charge_cgroup rloop-charge)
-    local disk; disk=$(cat /sys/block/vda/dev)
+    local disk; disk=$(</sys/block/vda/dev)
     local mib=32 min=$((30 << 20))
     # A new file: an inode's writeback goes to the cgroup that first
     # dirtied it, and one left by another test would be the root's.
@@ -108,7 +115,7 @@ t_cgroup_charging() {
 }
 
 # now_ms: the time in milliseconds.
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+now_ms() { echo $((${EPOCHREALTIME//[.,]/} / 1000)); }
 
 # timed_mibps MIB CMD...: runs CMD, which moves MIB MiB; prints its rate
 # in MiB/s (at least 1).
@@ -178,7 +185,7 @@ t_cgroup_io_max() {
     load
     local lim; lim=$(charge_cgroup rloop-max)
     local free; free=$(charge_cgroup rloop-free)
-    local disk; disk=$(cat /sys/block/vda/dev)
+    local disk; disk=$(</sys/block/vda/dev)
     local limit=10
     # Each file written from its cgroup, whose writeback it then is.
     rm -f $SCRATCH/img-lim $SCRATCH/img-free
@@ -284,7 +291,7 @@ t_cgroup_workers() {
     needs_config BLK_CGROUP_IOLATENCY
     load
     local heavy light; heavy=$(charge_cgroup rloop-heavy); light=$(charge_cgroup rloop-light)
-    local disk; disk=$(cat /sys/block/vda/dev)
+    local disk; disk=$(</sys/block/vda/dev)
     rm -f $SCRATCH/img
     dd if=/dev/zero of=$SCRATCH/img bs=1M count=64 status=none
     sync
