@@ -1565,6 +1565,12 @@ nowait_stat() {
     v=$(</sys/kernel/debug/loop/$1/$2) || return
     echo "$v"
 }
+# idle DEV: DEV has no request in flight. quiesce DEV: udev's queue is
+# drained (its probe after a writer closed the device reads it) and DEV is
+# idle, so that counters taken at submission (the NOWAIT hits, the worker's
+# I/Os) and at completion (done_ios) can be compared.
+idle() { local r w; read -r r w </sys/block/$1/inflight && [ "$r" = 0 ] && [ "$w" = 0 ]; }
+quiesce() { settle 30; wait_until 30 "$1 to be idle" idle "$1"; }
 # done_ios DEV: reads plus writes DEV has completed.
 done_ios() { local s; read -r -a s </sys/block/$1/stat && echo $((s[0] + s[4])); }
 # fio_rw DEV SIZE [FIO OPTION...]: random 4k reads and writes, libaio, O_DIRECT, depth 16,
@@ -1658,9 +1664,11 @@ t_nowait_paths() {
     local wbt; wbt=$(cat /sys/block/loop0/queue/wbt_lat_usec 2>&1) || true
     case "$wbt" in 0|*"Invalid argument"*) die "wbt_lat_usec: $wbt" ;; esac
     local h0 w0 f0 n0 hits worker fb n
+    quiesce loop0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios)
     f0=$(nowait_stat loop0 eagain_fallbacks); n0=$(done_ios loop0)
     fio_rw $dev $(sz 32M 16M)
+    quiesce loop0
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     fb=$(($(nowait_stat loop0 eagain_fallbacks) - f0)); n=$(($(done_ios loop0) - n0))
     echo "note: nowait on: $n I/Os, $hits NOWAIT hits, $fb EAGAIN fallbacks, $worker in the worker"
@@ -1675,9 +1683,11 @@ t_nowait_paths() {
     ! echo 2 >/sys/block/loop0/loop/nowait 2>/dev/null || die "nowait took 2"
     ! echo yes >/sys/block/loop0/loop/nowait 2>/dev/null || die "nowait took yes"
     sysfs_eq /sys/block/loop0/loop/nowait 0
+    quiesce loop0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios); n0=$(done_ios loop0)
     local b0 batches; b0=$(nowait_stat loop0 worker_batches)
     fio_rw $dev $(sz 32M 16M)
+    quiesce loop0
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     n=$(($(done_ios loop0) - n0)); batches=$(($(nowait_stat loop0 worker_batches) - b0))
     echo "note: nowait off: $n I/Os, $hits NOWAIT hits, $worker in the worker, in $batches batches"
