@@ -52,7 +52,7 @@ t_cgroup_charging() {
     # A new file: an inode's writeback goes to the cgroup that first
     # dirtied it, and one left by another test would be the root's.
     rm -f $SCRATCH/img
-    in_cgroup $cg dd if=/dev/urandom of=$SCRATCH/img bs=1M count=64 status=none
+    in_cgroup $cg "$LOOPCTL" fill $SCRATCH/img 64 $SRANDOM
     sync
     local mode dev n r0 w0 r1 w1 r2 w2 f0 f1
     for mode in off on on,nowait=0; do
@@ -189,8 +189,8 @@ t_cgroup_io_max() {
     local limit=10
     # Each file written from its cgroup, whose writeback it then is.
     rm -f $SCRATCH/img-lim $SCRATCH/img-free
-    in_cgroup $lim dd if=/dev/urandom of=$SCRATCH/img-lim bs=1M count=96 status=none
-    in_cgroup $free dd if=/dev/urandom of=$SCRATCH/img-free bs=1M count=64 status=none
+    in_cgroup $lim "$LOOPCTL" fill $SCRATCH/img-lim 96 $SRANDOM
+    in_cgroup $free "$LOOPCTL" fill $SCRATCH/img-free 64 $SRANDOM
     sync
     echo "$disk wbps=$((limit << 20))" >$lim/io.max
     local mode mib dl df pid rpid rate alone together ralone rtogether w0 w1 f0 f1 t0 ms

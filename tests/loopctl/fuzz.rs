@@ -19,6 +19,7 @@
 //! each thread the same random choices; the interleaving of the threads,
 //! and so the states the calls meet, vary.
 
+use crate::rng::Rng;
 use rloop_host::uapi;
 use std::{
     collections::BTreeMap,
@@ -32,43 +33,6 @@ use std::{
 
 /// The number of loop devices the fuzzer opens.
 const DEVICES: u64 = 8;
-
-/// xorshift64*: small, seeded and reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        // Never zero, and seeds close together give unrelated streams.
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number below `n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with a chance of `percent` in 100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len() as u64) as usize]
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
-    }
-}
 
 /// What one thread has open.
 struct Files {

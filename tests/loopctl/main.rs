@@ -18,6 +18,11 @@
 //! loopctl swap-race DEV_A DEV_B FILE_A FILE_B ROUNDS
 //!                                           two LOOP_CHANGE_FD racing to
 //!                                           form a cycle (see swap_race.rs)
+//! loopctl fill FILE MIB SEED                FILE becomes MIB MiB of random
+//!                                           data from SEED (the tests'
+//!                                           images; see fill below)
+//! loopctl keep-mapped FILE...               map every FILE whole and wait
+//!                                           until killed (see keep_mapped)
 //! ```
 //!
 //! Prints `ok VALUE` (the status reads print the status instead) or
@@ -26,12 +31,14 @@
 //! prints its reason on stderr and exits 2.
 
 mod fuzz;
+mod rng;
 mod storm;
 mod swap_race;
 
 use rloop_host::uapi;
 use std::{
-    fs::OpenOptions,
+    fs::{File, OpenOptions},
+    io::Write,
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     process::ExitCode,
 };
@@ -253,6 +260,58 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
     })
 }
 
+/// `loopctl fill FILE MIB SEED`: FILE becomes MIB MiB of pseudo-random data,
+/// the xorshift64* stream of SEED. The guest tests' images: under TCG the
+/// debug kernel's `/dev/urandom` gives about 16 MiB/s, which made generating
+/// them a few seconds of most data tests. Different seeds give streams that
+/// share no sector, so two images of a test differ everywhere.
+fn fill(path: &str, mib: u64, seed: u64) -> Result<(), String> {
+    let mut rng = rng::Rng::new(seed);
+    let mut file = File::create(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        rng.fill_words(&mut buf);
+        file.write_all(&buf).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `loopctl keep-mapped FILE...`: maps each FILE whole, its pages faulted
+/// in, and sleeps until killed. `echo 3 >/proc/sys/vm/drop_caches` does not
+/// drop a page that a process maps. The guest suite keeps its tools'
+/// binaries and libraries mapped, so that the tests' drops evict their data
+/// and not fio's 64 libraries, which each fio after a drop otherwise reads
+/// again over 9p. The kernel may still reclaim them under memory pressure.
+fn keep_mapped(paths: &[&str]) -> Result<(), String> {
+    for path in paths {
+        let file = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        let len = file.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+        if len == 0 {
+            continue;
+        }
+        // SAFETY: a new private read-only mapping of a file we opened, at an
+        // address the kernel picks, so no existing memory is affected. It is
+        // never unmapped nor read here: it only holds the pages in use until
+        // the process ends. The file may be closed after mmap returns.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("{path}: mmap: {}", std::io::Error::last_os_error()));
+        }
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
 fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(match a.as_slice() {
@@ -273,6 +332,14 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
         }
         ["swap-race", dev_a, dev_b, file_a, file_b, rounds] => {
             swap_race::run([dev_a, dev_b], [file_a, file_b], parse_num(rounds)?)?;
+            Ok(SHOWN)
+        }
+        ["fill", path, mib, seed] => {
+            fill(path, parse_num(mib)?, parse_num(seed)?)?;
+            Ok(SHOWN)
+        }
+        ["keep-mapped", paths @ ..] => {
+            keep_mapped(paths)?;
             Ok(SHOWN)
         }
         ["dev", dev, op @ ..] => return run_dev(dev, false, op),
