@@ -5,12 +5,13 @@
 
 # charge_cgroup NAME: a fresh cgroup v2 group NAME with the io and memory
 # controllers; prints its directory.
+# Read by the shell (mounted, $(<file)): cgroup_workers makes eighteen.
 charge_cgroup() {
-    mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-    local c
+    mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+    local c on
+    on=" $(</sys/fs/cgroup/cgroup.subtree_control) "
     for c in io memory; do
-        grep -qw $c /sys/fs/cgroup/cgroup.subtree_control ||
-            echo +$c >/sys/fs/cgroup/cgroup.subtree_control
+        [[ $on == *" $c "* ]] || echo +$c >/sys/fs/cgroup/cgroup.subtree_control
     done
     local cg=/sys/fs/cgroup/$1
     [ ! -d $cg ] || rmdir $cg
