@@ -2368,9 +2368,10 @@ mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratc
 # The tests drop the page cache (echo 3 >/proc/sys/vm/drop_caches) so that
 # their reads reach the driver and the disk. That also evicted every tool's
 # binary and libraries, cached from the 9p root, and the next fio read its
-# 64 libraries (80 MiB) again over 9p: 2.7 s to start after a drop, 1.0 s
-# warm. A drop keeps the pages a process maps: loopctl keep-mapped holds the
-# tools the tests run most, so that a test's drop evicts its own data only.
+# 64 libraries (80 MiB) again over 9p: 2.7 to 3.3 s to start after a
+# drop, 1.0 s warm. A drop keeps the pages a process maps: loopctl
+# keep-mapped holds the tools the tests run most (fio then starts in 1.6 s
+# after a drop), so that a test's drop evicts its own data only.
 keep_tools_mapped() {
     local t _a _b lib _d ld=/lib64/ld-linux-x86-64.so.2 files=()
     files+=("$ld")

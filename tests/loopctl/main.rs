@@ -263,8 +263,9 @@ fn run_dev(dev: &str, read_only: bool, op: &[&str]) -> Result<Result<i64, i32>, 
 /// `loopctl fill FILE MIB SEED`: FILE becomes MIB MiB of pseudo-random data,
 /// the xorshift64* stream of SEED. The guest tests' images: under TCG the
 /// debug kernel's `/dev/urandom` gives about 16 MiB/s, which made generating
-/// them a few seconds of most data tests. Different seeds give streams that
-/// share no sector, so two images of a test differ everywhere.
+/// them a few seconds of most data tests. Different seeds start far apart
+/// on the generator's cycle, so two images of a test share no sector (a
+/// host test in `rng.rs` checks it for adjacent seeds).
 fn fill(path: &str, mib: u64, seed: u64) -> Result<(), String> {
     let mut rng = rng::Rng::new(seed);
     let mut file = File::create(path).map_err(|e| format!("{path}: {e}"))?;
