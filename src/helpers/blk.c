@@ -27,6 +27,7 @@ unsigned int rloop_rq_nr_bvec(struct request *rq);
 unsigned int rloop_rq_bvecs(struct request *rq, struct bio_vec *out, unsigned int max);
 void rloop_rq_zero_fill(struct request *rq);
 unsigned int rloop_rq_queue_busy(struct request *rq);
+bool rloop_rq_disk_claimed(struct request *rq);
 
 unsigned int rloop_rq_op(struct request *rq)
 {
@@ -101,6 +102,19 @@ unsigned int rloop_rq_queue_busy(struct request *rq)
 		busy += bitmap_weight(&set, __map_depth(sb, i));
 	}
 	return busy;
+}
+
+/*
+ * Whether a holder has the request's disk, or one of its partitions, open
+ * exclusively: a mounted filesystem, device-mapper, mkfs (bd_finish_claiming
+ * counts a partition's claim in the whole disk's bd_holders too). Read
+ * without bdev_lock: a hint, as a claim can come or go at any moment; the
+ * submissions of a holder come after its claim, in its own task or through
+ * the block layer's queues, and see it.
+ */
+bool rloop_rq_disk_claimed(struct request *rq)
+{
+	return READ_ONCE(rq->q->disk->part0->bd_holders) > 0;
 }
 
 /* gendisk and request_queue */

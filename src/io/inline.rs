@@ -30,9 +30,11 @@ impl LoopDevice {
     /// `IOCB_NOWAIT` (`FMODE_NOWAIT`): another one (FUSE, overlayfs) may
     /// block or act with the submitter's credentials. Direct I/O only from
     /// a submitter whose bios count against the cgroup that issued the
-    /// request (a page-cache read does no I/O). Never from inside a
-    /// filesystem transaction or memory reclaim, nor with less than
-    /// `inline_stack_min` of the submitter's stack left.
+    /// request (a page-cache read does no I/O), and only on a device that
+    /// no filesystem or driver holds (they submit with their own locks
+    /// held, of the same classes as the backing filesystem's). Never from
+    /// inside a filesystem transaction or memory reclaim, nor with less
+    /// than `inline_stack_min` of the submitter's stack left.
     pub(super) fn try_nowait(&self, io: &IoConfig, rq: Request) -> Option<Request> {
         let write = match rq.op() {
             ReqOp::Read => false,
@@ -54,6 +56,17 @@ impl LoopDevice {
         // The backing device's bios would count against the submitter's
         // cgroup: only if that is the issuer's.
         if !rq.issued_by_current() {
+            return Some(rq);
+        }
+        // A filesystem on the device submits some I/O with its own locks
+        // held: ext4 reads a block bitmap under the file's i_data_sem, to
+        // discard its preallocations at the last close. The backing file's
+        // direct read takes locks of its filesystem, of the same classes
+        // when that is ext4 too (lockdep: recursive locking of i_data_sem,
+        // found on a stack of three devices). The worker takes what such a
+        // holder submits, as C's does all; a page-cache read takes no
+        // sleeping lock, and stays.
+        if rq.disk_claimed() {
             return Some(rq);
         }
         let Some(slot) = self.stats.nowait_slot(rq.queue_busy()) else {

@@ -3,16 +3,27 @@
 # each request with the issuer's blkcg (kthread_associate_blkcg) and memcg
 # (set_active_memcg). Cgroup v2, the io and memory controllers.
 
-# charge_cgroup NAME: a fresh cgroup v2 group NAME with the io and memory
-# controllers; prints its directory.
-# Read by the shell (mounted, $(<file)): cgroup_workers makes eighteen.
-charge_cgroup() {
+# cgroup_controllers +NAME|-NAME...: mounts cgroup v2 if it is not, and
+# turns each controller on (+) or off (-) for the root's children, where
+# it is not so already. Read by the shell (mounted, $(<file)):
+# cgroup_workers makes eighteen groups.
+cgroup_controllers() {
     mounted /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
     local c on
     on=" $(</sys/fs/cgroup/cgroup.subtree_control) "
-    for c in io memory; do
-        [[ $on == *" $c "* ]] || echo +$c >/sys/fs/cgroup/cgroup.subtree_control
+    for c in "$@"; do
+        case "$c" in
+            +*) [[ $on == *" ${c#+} "* ]] || echo "$c" >/sys/fs/cgroup/cgroup.subtree_control ;;
+            -*) [[ $on != *" ${c#-} "* ]] || echo "$c" >/sys/fs/cgroup/cgroup.subtree_control ;;
+            *) die "cgroup_controllers: $c: neither +NAME nor -NAME" ;;
+        esac
     done
+}
+
+# charge_cgroup NAME: a fresh cgroup v2 group NAME with the io and memory
+# controllers; prints its directory.
+charge_cgroup() {
+    cgroup_controllers +io +memory
     local cg=/sys/fs/cgroup/$1
     [ ! -d $cg ] || rmdir $cg
     mkdir $cg

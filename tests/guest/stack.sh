@@ -27,11 +27,12 @@ dm_sectors() { blockdev --getsz "$1"; }
 
 # small_cgroup MAX: a cgroup v2 group with memory.max MAX and no swap;
 # prints its directory. Writers in it have their page cache reclaimed
-# while they write.
+# while they write. The memory controller only, as in t_workqueues, which
+# says what io on as well does (the page cache of every level charged to
+# the writer's group): the cgroup tests, before these in the long tier,
+# leave io on, so that each tier runs these with the same controllers.
 small_cgroup() {
-    mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-    grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
-        echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+    cgroup_controllers +memory -io
     local cg=/sys/fs/cgroup/rloop-stack
     [ ! -d $cg ] || rmdir $cg
     mkdir $cg

@@ -24,6 +24,7 @@ extern "C" {
         max: c_uint,
     ) -> c_uint;
     fn rloop_rq_queue_busy(rq: *mut bindings::request) -> u32;
+    fn rloop_rq_disk_claimed(rq: *mut bindings::request) -> bool;
     fn rloop_rq_zero_fill(rq: *mut bindings::request);
     fn rloop_rq_iter_single(
         rq: *mut bindings::request,
@@ -161,6 +162,16 @@ impl Request {
         // SAFETY: By the type invariant the request is live and started, so
         // its hardware queue and tags are.
         unsafe { rloop_rq_queue_busy(self.raw()) }
+    }
+
+    /// Whether a holder has the request's disk, or one of its partitions,
+    /// open exclusively (a mounted filesystem, device-mapper, mkfs): then
+    /// the request may come from kernel code that holds locks of its own.
+    /// A hint: a claim can come or go at any moment.
+    pub fn disk_claimed(&self) -> bool {
+        // SAFETY: By the type invariant the request is live and started, so
+        // its queue and disk are.
+        unsafe { rloop_rq_disk_claimed(self.raw()) }
     }
 
     /// Whether a write-zeroes request must keep the blocks allocated
