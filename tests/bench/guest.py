@@ -36,10 +36,15 @@ MAX_REPS, BUDGET and the level) goes to OUT/design.json for report.py.
 Caches are dropped before every run.
 
     tests/bench/guest.py --kdir KDIR --out DIR [--reps 3] [--max-reps 12]
-                         [--budget 1500] [--runtime 3]
+                         [--budget 1500] [--runtime 3] [--cells W:JOB:MODE...]
+
+--cells runs only the cells named (fnmatch patterns, for example
+B:randread-qd1:buffered or 'B:*:dio'), and no ceiling: a focused A/B of
+a few cells, with more repetitions for the same time.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -70,6 +75,14 @@ B_JOBS = {
 }
 # The buffered ceiling of workload C: name: iodepth, 4k random reads.
 C_BUFFERED_JOBS = {"randread-qd16": 16, "randread-qd32": 32}
+
+
+def select_cells(cells, patterns):
+    """The CELLS ((workload, job, mode)) that PATTERNS (fnmatch patterns of
+    "W:JOB:MODE") name, in their order; all of them when there is none."""
+    if not patterns:
+        return list(cells)
+    return [c for c in cells if any(fnmatch.fnmatchcase(":".join(c), p) for p in patterns)]
 
 
 def run(*cmd, capture=False):
@@ -189,13 +202,15 @@ def fio(fio_cmd, args, backing, runtime):
 
 
 class Bench:
-    def __init__(self, kdir, out, reps, runtime, rloop_params, max_reps=12, budget=1500):
+    def __init__(self, kdir, out, reps, runtime, rloop_params, max_reps=12, budget=1500,
+                 cells=()):
         self.kdir, self.out, self.reps, self.runtime = kdir, out, reps, runtime
+        self.cells = list(cells)
         self.max_reps, self.budget = max(max_reps, reps), budget
         self.level = verdict.look_level(reps, self.max_reps)
         with open(os.path.join(out, "design.json"), "w", encoding="utf-8") as f:
             json.dump({"reps": reps, "max_reps": self.max_reps, "budget": budget,
-                       "level": self.level}, f)
+                       "level": self.level, "cells": self.cells}, f)
         self.rloop_params = rloop_params
         self.runs = []  # this run's rows, for the verdicts between repetitions
         self.fio = fio_in_tmpfs()
@@ -232,7 +247,7 @@ class Bench:
             self.bound_counters[dev] = counters
         return dev
 
-    def setup(self):
+    def setup(self, workload_a=True):
         with open("/sys/block/vda/size", encoding="ascii") as f:
             disk_mib = int(f.read()) * 512 // 2**20
         layout = f",{disk_mib - RAW_MIB - 16}M\n,{RAW_MIB}M\n"
@@ -249,6 +264,8 @@ class Bench:
             *fill, capture=True)
         run(*self.fio, "--name=fill", f"--filename={RAW_PART}", f"--size={RAW_MIB}M",
             *fill, capture=True)
+        if not workload_a:
+            return
         # Workload A's filesystem and data, made once through the C driver.
         run("truncate", "-s", f"{self.a_back_mib}M", f"{BACK}/fs.img")
         run("insmod", self.ko("c"))
@@ -359,9 +376,12 @@ class Bench:
     def main(self):
         if not os.path.ismount("/sys/kernel/debug"):
             run("mount", "-t", "debugfs", "none", "/sys/kernel/debug")
-        self.setup()
-        every = [("A", j, m) for m in ("buffered", "dio") for j in A_JOBS] + \
-                [("B", j, m) for m in ("buffered", "dio") for j in B_JOBS]
+        every = select_cells([("A", j, m) for m in ("buffered", "dio") for j in A_JOBS] +
+                              [("B", j, m) for m in ("buffered", "dio") for j in B_JOBS],
+                             self.cells)
+        if not every:
+            sys.exit(f"bench: no cell matches --cells {' '.join(self.cells)}")
+        self.setup(workload_a=any(w == "A" for w, _, _ in every))
         looks = verdict.look_points(self.reps, self.max_reps)
         cells, t0, rep = every, time.monotonic(), 0
         while cells:
@@ -369,7 +389,7 @@ class Bench:
             t_rep = time.monotonic()
             self.repetition(rep, cells)
             per_cell = (time.monotonic() - t_rep) / len(cells)
-            if rep <= self.reps:
+            if rep <= self.reps and not self.cells:
                 self.workload_c(rep)
             if rep not in looks:
                 continue
@@ -399,9 +419,11 @@ def main():
     parser.add_argument("--runtime", type=int, default=3)
     parser.add_argument("--rloop-params", default="",
                         help="module parameters for our loop.ko, as insmod takes them")
+    parser.add_argument("--cells", nargs="*", default=[],
+                        help="only these cells, W:JOB:MODE (fnmatch patterns), no ceiling")
     args = parser.parse_args()
     Bench(args.kdir, args.out, args.reps, args.runtime, args.rloop_params.split(),
-          args.max_reps, args.budget).main()
+          args.max_reps, args.budget, args.cells).main()
 
 
 if __name__ == "__main__":

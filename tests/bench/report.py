@@ -362,6 +362,12 @@ def main():
     if os.path.exists(params):
         with open(params, encoding="utf-8") as f:
             md = f"rloop module parameters: `{f.read().strip() or '(defaults)'}`\n\n" + md
+    limit = os.path.join(d, "disk-limit")
+    if os.path.exists(limit):
+        with open(limit, encoding="utf-8") as f:
+            iops, mibps = f.read().strip().split(",")
+        md = (f"Scratch disk limited by QEMU to {int(iops):,} IOPS and {mibps} MiB/s "
+              "(`--disk-limit`)\n\n") + md
     md += "\n".join(direct_targets(stats, ratios)
                     + (against(ratios, args.against) if args.against else [])
                     + counters_table(os.path.join(d, "counters.jsonl"))) + "\n"
