@@ -11,6 +11,9 @@
 //!   backing file's page cache;
 //! - `cached_misses`: buffered reads tried from `queue_rq` that the page
 //!   cache did not hold whole, up to date, and that went to the worker;
+//! - `atime_deferred`: buffered reads not tried from `queue_rq` because
+//!   a read would update the backing file's access time (after a write,
+//!   with `relatime`), which the worker does;
 //! - `worker_ios`: requests run by the worker, whatever the reason;
 //! - `worker_batches`: runs of the batching worker, which takes the
 //!   direct reads and writes and the buffered writes handed to the worker
@@ -58,6 +61,7 @@ pub(crate) struct IoStats {
     worker_ios: Atomic<u64>,
     cached_reads: Atomic<u64>,
     cached_misses: Atomic<u64>,
+    atime_deferred: Atomic<u64>,
     worker_batches: Atomic<u64>,
     cgroup_workers_made: Atomic<u64>,
     cgroup_workers: Atomic<u64>,
@@ -93,6 +97,7 @@ impl IoStats {
                 worker_ios: Atomic::new(0),
                 cached_reads: Atomic::new(0),
                 cached_misses: Atomic::new(0),
+                atime_deferred: Atomic::new(0),
                 worker_batches: Atomic::new(0),
                 cgroup_workers_made: Atomic::new(0),
                 cgroup_workers: Atomic::new(0),
@@ -114,6 +119,7 @@ impl IoStats {
                 dir.read_only_file(c"worker_ios", &s.worker_ios);
                 dir.read_only_file(c"cached_reads", &s.cached_reads);
                 dir.read_only_file(c"cached_misses", &s.cached_misses);
+                dir.read_only_file(c"atime_deferred", &s.atime_deferred);
                 dir.read_only_file(c"worker_batches", &s.worker_batches);
                 dir.read_only_file(c"cgroup_workers_made", &s.cgroup_workers_made);
                 dir.read_only_file(c"cgroup_workers", &s.cgroup_workers);
@@ -222,6 +228,12 @@ impl IoStats {
     /// hold.
     pub(crate) fn cached_miss(&self) {
         self.cached_misses.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a buffered read left to the worker because it would update
+    /// the backing file's access time.
+    pub(crate) fn atime_defer(&self) {
+        self.atime_deferred.fetch_add(1, Relaxed);
     }
 
     /// Counts a run of the batching worker.

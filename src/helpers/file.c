@@ -58,6 +58,7 @@ bool rloop_file_can_odirect(struct file *file);
 bool rloop_file_o_direct(struct file *file);
 bool rloop_file_nowait(struct file *file);
 bool rloop_file_buf_rasync(struct file *file);
+bool rloop_file_read_touches_atime(struct file *file);
 int rloop_file_statx_dioalign(struct file *file, u32 *offset_align, u32 *mem_align);
 bool rloop_file_sb_bdev_align(struct file *file, u32 *lbs, u32 *dma_mask);
 void rloop_kiocb_start_write(struct kiocb *iocb);
@@ -82,6 +83,38 @@ bool rloop_file_o_direct(struct file *file)
 bool rloop_file_buf_rasync(struct file *file)
 {
 	return file->f_op->fop_flags & FOP_BUFFER_RASYNC;
+}
+
+/*
+ * A buffered read of the file may update its access time now: what
+ * file_accessed() at the end of filemap_read() would find. The checks of
+ * atime_needs_update() and relatime_need_update() (fs/inode.c; neither is
+ * exported), but for two that can only say "no update" (an unmapped id;
+ * an atime equal to the current time), so that this may say yes where
+ * the read would not update, never the other way round.
+ */
+bool rloop_file_read_touches_atime(struct file *file)
+{
+	struct vfsmount *mnt = file->f_path.mnt;
+	struct inode *inode = file_inode(file);
+	struct timespec64 atime, mtime, ctime, now;
+
+	if (file->f_flags & O_NOATIME)
+		return false;
+	if ((inode->i_flags & S_NOATIME) || IS_NOATIME(inode))
+		return false;
+	if (mnt->mnt_flags & MNT_NOATIME)
+		return false;
+	if (!(mnt->mnt_flags & MNT_RELATIME))
+		return true;
+	atime = inode_get_atime(inode);
+	mtime = inode_get_mtime(inode);
+	ctime = inode_get_ctime(inode);
+	if (timespec64_compare(&mtime, &atime) >= 0 ||
+	    timespec64_compare(&ctime, &atime) >= 0)
+		return true;
+	ktime_get_coarse_real_ts64(&now);
+	return (long)(now.tv_sec - atime.tv_sec) >= 24 * 60 * 60;
 }
 
 /* STATX_DIOALIGN of the file; -EOPNOTSUPP when the filesystem has none. */

@@ -20,10 +20,12 @@
 #include <linux/kthread.h>
 #include <linux/llist.h>
 #include <linux/memcontrol.h>
+#include <linux/mount.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task_stack.h>
 #include <linux/statfs.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 
 #endif /* RLOOP_HELPERS_H */

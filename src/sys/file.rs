@@ -27,6 +27,7 @@ extern "C" {
     fn rloop_file_o_direct(file: *mut bindings::file) -> bool;
     fn rloop_file_nowait(file: *mut bindings::file) -> bool;
     fn rloop_file_buf_rasync(file: *mut bindings::file) -> bool;
+    fn rloop_file_read_touches_atime(file: *mut bindings::file) -> bool;
     fn rloop_file_statx_dioalign(
         file: *mut bindings::file,
         offset_align: *mut u32,
@@ -256,6 +257,17 @@ impl BackingFile {
     pub fn nowait_buffered_reads(&self) -> bool {
         // SAFETY: The file is valid.
         unsafe { rloop_file_buf_rasync(self.raw()) }
+    }
+
+    /// Whether a read of the file would update its access time now, as
+    /// `file_accessed()` at the end of every buffered read does: not with
+    /// `O_NOATIME`, else as `atime_needs_update()` says (with `relatime`,
+    /// once after each change of the file; never with `noatime`). The
+    /// update dirties the inode: ext4 starts a transaction for it, which
+    /// may wait for the journal and read the inode's block.
+    pub fn read_would_touch_atime(&self) -> bool {
+        // SAFETY: The file is valid.
+        unsafe { rloop_file_read_touches_atime(self.raw()) }
     }
 
     /// Whether the file was opened with `O_DIRECT`.

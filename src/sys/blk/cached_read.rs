@@ -2,7 +2,9 @@
 
 //! A buffered read of what the backing file's page cache already holds,
 //! with no I/O, no readahead and no sleeping lock (`IOCB_NOWAIT |
-//! IOCB_NOIO`), for `queue_rq`.
+//! IOCB_NOIO`), for `queue_rq`; but for the access time, which
+//! `filemap_read()` updates at its end whatever the flags, and which the
+//! caller checks first ([`BackingFile::read_would_touch_atime`]).
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 
