@@ -899,7 +899,12 @@ t_block_size_4k() {
     sysfs_eq /sys/block/loop0/queue/logical_block_size 4096
     sysfs_eq /sys/block/loop0/loop/dio 1
     cmp $dev /tmp/sd/img || die "4k direct device reads differ"
+    # udev may still hold the device open after the block size's change
+    # event: the detach then waits for its last close (autoclear, as C's),
+    # and the file on /tmp/sd stays open until then (CI once: "umount:
+    # /tmp/sd: target is busy").
     losetup -d $dev
+    wait_unbound loop0
     umount /tmp/sd
     rmmod scsi_debug
     unload
