@@ -65,7 +65,8 @@ impl LoopDevice {
         // when that is ext4 too (lockdep: recursive locking of i_data_sem,
         // found on a stack of three devices). The worker takes what such a
         // holder submits, as C's does all; a page-cache read takes no
-        // sleeping lock, and stays.
+        // sleeping lock, and stays (but for the atime update, which
+        // read_cached leaves to the worker).
         if rq.disk_claimed() {
             return Some(rq);
         }
