@@ -60,11 +60,14 @@ t_cgroup_charging() {
     load
     local cg; cg=$(charge_cgroup rloop-charge)
     local disk; disk=$(</sys/block/vda/dev)
-    local mib=32 min=$((30 << 20))
+    # mib MiB read and written through each device (32 in the long tier,
+    # 16 in the others), of which at least 15 in 16 must be counted.
+    local mib; mib=$(sz 32 16)
+    local min=$((mib * 15 << 16))
     # A new file: an inode's writeback goes to the cgroup that first
     # dirtied it, and one left by another test would be the root's.
     rm -f $SCRATCH/img
-    in_cgroup $cg "$LOOPCTL" fill $SCRATCH/img 64 $SRANDOM
+    in_cgroup $cg "$LOOPCTL" fill $SCRATCH/img $((mib * 2)) $SRANDOM
     sync
     local mode dev n r0 w0 r1 w1 r2 w2 f0 f1
     for mode in off on on,nowait=0; do
@@ -83,7 +86,7 @@ t_cgroup_charging() {
         [ $((r1 - r0)) -ge $min ] ||
             die "dio=$mode: $((r1 - r0 >> 10)) KiB of vda reads counted in the reader's cgroup for $mib MiB"
         if [ ${mode%%,*} = off ]; then
-            [ $((f1 - f0)) -ge $((16 << 20)) ] ||
+            [ $((f1 - f0)) -ge $((mib << 19)) ] ||
                 die "dio=off: $((f1 - f0 >> 10)) KiB of the backing file's page cache charged to the reader's cgroup"
         fi
         in_cgroup $cg dd if=/dev/urandom of=$dev bs=1M count=$mib oflag=direct status=none

@@ -849,7 +849,7 @@ t_short_read() {
 
 t_fio_verify() {
     load
-    truncate -s 256M $SCRATCH/img
+    truncate -s 64M $SCRATCH/img
     local dev; dev=$(losetup -f --show $SCRATCH/img)
     # Mixed sizes at queue depth 16 make multi-bio requests after merging.
     fio --name=v --filename=$dev --size=32M --rw=randwrite --bsrange=4k-1M \
@@ -1140,7 +1140,7 @@ fio_verified() {
 
 t_dio_toggle_under_fio() {
     load
-    truncate -s 128M $SCRATCH/img
+    truncate -s 64M $SCRATCH/img
     local dev; dev=$(losetup -f --show $SCRATCH/img)
     fio_verify_bg $dev $(sz 48M 24M) 16; local fio_pid=$! n=0
     while kill -0 $fio_pid 2>/dev/null; do
@@ -1417,7 +1417,7 @@ t_compat_ioctl() {
 # queue a rescuer thread (WQ_MEM_RECLAIM), kworker/R-loopN; C's have none.
 t_workqueues() {
     load
-    local mb; mb=$(sz 256 96)
+    local mb; mb=$(sz 256 64)
     truncate -s ${mb}M $SCRATCH/img
     mkimg $SCRATCH/data $mb
     local d0 d1 d2
@@ -1727,7 +1727,8 @@ cached_io_marks() {
 # and the loop/nowait switch turns it off.
 t_cached_reads() {
     load
-    mkimg $SCRATCH/img 64
+    local mb; mb=$(sz 64 32)
+    mkimg $SCRATCH/img $mb
     local dev; dev=$(losetup --direct-io=off -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/loop/dio 0
     # The whole file in the page cache: every 4 KiB read is a hit.
@@ -1736,12 +1737,12 @@ t_cached_reads() {
     dd if=$dev iflag=direct bs=4k status=none | cmp - $SCRATCH/img ||
         die "device and file differ, file cached"
     cached_io_counts "file cached"
-    [ $((CACHED * 10)) -ge $((16384 * 9)) ] || die "only $CACHED of 16384 reads from the page cache"
+    [ $((CACHED * 10)) -ge $((mb * 256 * 9)) ] || die "only $CACHED of $((mb * 256)) reads from the page cache"
     # Random reads and writes, verified; then the file out of the page
     # cache, and the same reads verified again: those that miss go to the
     # worker.
     local b0 batches; b0=$(nowait_stat loop0 worker_batches)
-    fio_rw $dev $(sz 32M 16M)
+    fio_rw $dev $(sz 32M 8M)
     # Buffered writes to a regular file go to the batching worker.
     batches=$(($(nowait_stat loop0 worker_batches) - b0))
     [ "$batches" -ge 1 ] || die "buffered writes: no run of the batching worker"
@@ -1750,7 +1751,7 @@ t_cached_reads() {
     sync
     echo 3 >/proc/sys/vm/drop_caches
     cached_io_marks
-    fio_rw $dev $(sz 32M 16M) --verify_only
+    fio_rw $dev $(sz 32M 8M) --verify_only
     cached_io_counts "random reads, file not cached"
     [ "$MISSES" -ge 100 ] || die "only $MISSES misses reading an uncached file"
     echo 3 >/proc/sys/vm/drop_caches
@@ -1776,7 +1777,7 @@ t_nowait_paths() {
     # No cap on NOWAIT submissions in flight (the default is 1: see
     # t_nowait_depth), so that every direct request tries it.
     load nowait_depth=0
-    local mb; mb=$(sz 64 32)
+    local mb; mb=$(sz 64 16)
     mkimg $SCRATCH/img $mb
     local dev; dev=$(losetup --direct-io=on -f --show $SCRATCH/img)
     sysfs_eq /sys/block/loop0/loop/nowait 1
@@ -1788,7 +1789,7 @@ t_nowait_paths() {
     quiesce loop0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios)
     f0=$(nowait_stat loop0 eagain_fallbacks); n0=$(done_ios loop0)
-    fio_rw $dev $(sz 32M 16M)
+    fio_rw $dev $(sz 32M 8M)
     quiesce loop0
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     fb=$(($(nowait_stat loop0 eagain_fallbacks) - f0)); n=$(($(done_ios loop0) - n0))
@@ -1807,7 +1808,7 @@ t_nowait_paths() {
     quiesce loop0
     h0=$(nowait_stat loop0 nowait_hits); w0=$(nowait_stat loop0 worker_ios); n0=$(done_ios loop0)
     local b0 batches; b0=$(nowait_stat loop0 worker_batches)
-    fio_rw $dev $(sz 32M 16M)
+    fio_rw $dev $(sz 32M 8M)
     quiesce loop0
     hits=$(($(nowait_stat loop0 nowait_hits) - h0)); worker=$(($(nowait_stat loop0 worker_ios) - w0))
     n=$(($(done_ios loop0) - n0)); batches=$(($(nowait_stat loop0 worker_batches) - b0))
@@ -1947,7 +1948,7 @@ t_nowait_depth() {
         h0=$(<$d/nowait_hits); f0=$(<$d/eagain_fallbacks); n0=$(done_ios loop0)
         b0=$(<$d/busy_holds)
         # 4 KiB, so that each I/O is one request, alone in the queue.
-        timeout 600 fio --name=qd1 --filename=$dev --size=4M --rw=randwrite --bs=4k \
+        timeout 600 fio --name=qd1 --filename=$dev --size=$(sz 4M 2M) --rw=randwrite --bs=4k \
             --ioengine=libaio --iodepth=1 --direct=1 --verify=crc32c --do_verify=1 \
             --verify_state_save=0 --invalidate=0 --randrepeat=1 --minimal >/tmp/fio.out 2>&1 ||
             die "fio at depth 1 failed: $(tail -5 /tmp/fio.out)"
@@ -1971,7 +1972,7 @@ t_nowait_depth() {
     # would try NOWAIT, 1 in 32.
     h0=$(<$d/nowait_hits); f0=$(<$d/eagain_fallbacks); n0=$(done_ios loop0)
     b0=$(<$d/busy_holds)
-    timeout 600 fio --name=batch --filename=$dev --size=16M --rw=randread --bs=4k \
+    timeout 600 fio --name=batch --filename=$dev --size=$(sz 16M 8M) --rw=randread --bs=4k \
         --ioengine=libaio --iodepth=32 --iodepth_batch_submit=32 \
         --iodepth_batch_complete_min=32 --direct=1 --minimal >/tmp/fio.out 2>&1 ||
         die "batched fio failed: $(tail -5 /tmp/fio.out)"
