@@ -176,21 +176,22 @@ throttled_rate() {
 #   cgroup's, all of it in its io.stat, and no faster than the limit
 #   (within 10%). The kernel's writeback sends it in bursts, on both
 #   drivers, so the rate is taken over the whole write.
-# Meanwhile a second cgroup, with no limit, writes 64 MiB through another
-# device: its writes count in its own io.stat, none in the limited one's.
+# Meanwhile a second cgroup, with no limit, writes 64 MiB (32 outside
+# the long tier) through another device: its writes count in its own io.stat, none in the limited one's.
 # Neither these writes nor its reads of the limited cgroup's own device
 # wait behind the limited cgroup's backlog (C's per-cgroup workers): each
 # keeps at least a third of its rate alone (a bound loose enough for the
 # CPU the limited cgroup's fio takes on a 2-CPU guest; waiting behind the
 # limit would leave a fifth or less). fio verifies what the limited
 # cgroup wrote.
-# free_io CG write DEV, free_io CG read DEV SKIP: from cgroup CG, 64 MiB
-# written to DEV, or 32 MiB read from it at SKIP MiB, direct; prints MiB/s.
+# free_io CG write DEV, free_io CG read DEV SKIP: from cgroup CG, FREE_MIB
+# MiB written to DEV, or 32 MiB read from it at SKIP MiB, direct; prints
+# MiB/s.
 free_io() {
     local cg=$1 dev=$3
     case $2 in
-    write) timed_mibps 64 in_cgroup $cg \
-        dd if=/dev/zero of=$dev bs=1M count=64 oflag=direct conv=fsync status=none ;;
+    write) timed_mibps $FREE_MIB in_cgroup $cg \
+        dd if=/dev/zero of=$dev bs=1M count=$FREE_MIB oflag=direct conv=fsync status=none ;;
     read) timed_mibps 32 in_cgroup $cg \
         dd if=$dev of=/dev/null bs=1M count=32 iflag=direct skip=$4 status=none ;;
     esac
@@ -202,10 +203,11 @@ t_cgroup_io_max() {
     local free; free=$(charge_cgroup rloop-free)
     local disk; disk=$(</sys/block/vda/dev)
     local limit=10
+    FREE_MIB=$(sz 64 32)
     # Each file written from its cgroup, whose writeback it then is.
     rm -f $SCRATCH/img-lim $SCRATCH/img-free
     in_cgroup $lim "$LOOPCTL" fill $SCRATCH/img-lim 96 $SRANDOM
-    in_cgroup $free "$LOOPCTL" fill $SCRATCH/img-free 64 $SRANDOM
+    in_cgroup $free "$LOOPCTL" fill $SCRATCH/img-free $FREE_MIB $SRANDOM
     sync
     echo "$disk wbps=$((limit << 20))" >$lim/io.max
     local mode mib dl df pid rpid rate alone together ralone rtogether w0 w1 f0 f1 t0 ms
@@ -258,8 +260,8 @@ t_cgroup_io_max() {
             die "dio=$mode: the limited cgroup wrote at $rate KiB/s, limit $limit MiB/s"
         [ $((w1 - w0)) -le $(((mib + 4) << 20)) ] ||
             die "dio=$mode: $((w1 - w0 >> 20)) MiB counted in the limited cgroup for its $mib MiB"
-        [ $((f1 - f0)) -ge $((64 << 20)) ] ||
-            die "dio=$mode: $((f1 - f0 >> 20)) MiB counted in the free cgroup for its 64 MiB"
+        [ $((f1 - f0)) -ge $((FREE_MIB << 20)) ] ||
+            die "dio=$mode: $((f1 - f0 >> 20)) MiB counted in the free cgroup for its $FREE_MIB MiB"
         [ $((together * 3)) -ge $alone ] ||
             die "dio=$mode: the free cgroup wrote at $together MiB/s beside the limited one, $alone alone"
         [ $((${rtogether%% *} * 3)) -ge $ralone ] ||
