@@ -162,8 +162,10 @@ run_test() {
      "t_$name") >"$log" 2>&1
     local rc=$?
     # A splat in dmesg since the test began fails it, with the report.
-    # Each report line and the 12 after it, 40 lines at most.
-    local splat; splat=$(dmesg | awk -v m="$mark" -v re="$SPLAT_RE" '
+    # Each report line and the 12 after it, 40 lines at most. busybox's
+    # static dmesg and awk: 74 ms a test under TCG against 167 for
+    # util-linux's and mawk (2026-12-07).
+    local splat; splat=$(busybox dmesg | busybox awk -v m="$mark" -v re="$SPLAT_RE" '
         index($0, m) { on = 1; out = ""; n = 0; a = 0; next }
         on && n < 40 { if ($0 ~ re) a = 13; if (a > 0) { out = out $0 "\n"; n++; a-- } }
         END { printf "%s", out }')
@@ -1557,7 +1559,12 @@ t_io_error() {
     local fi=/sys/kernel/debug/fail_make_request
     echo 100 >$fi/probability; echo -1 >$fi/times; echo 0 >$fi/verbose
     local dio dev rd wr
-    for dio in off on; do
+    # The NOWAIT-off rerun changes what direct I/O does only (buffered
+    # writes, and reads that miss the page cache, as here, go to the
+    # worker either way): outside the long tier it runs direct I/O only.
+    local modes="off on"
+    [ "$TIER" = long ] || [[ " $LOAD_ARGS " != *" nowait=0 "* ]] || modes=on
+    for dio in $modes; do
         dev=$(losetup --direct-io=$dio -f --show /tmp/sd/img)
         sysfs_eq /sys/block/loop0/loop/dio $([ $dio = on ] && echo 1 || echo 0)
         # Nothing cached: the reads reach the disk. udev's probe of the new
