@@ -45,6 +45,10 @@ C_KO=$(loop_ko c)
 TEST_KO=$REPO/tests/kmod/rloop_test.ko
 [ ! -f "$KDIR/rloop/rloop_test.ko" ] || TEST_KO=$KDIR/rloop/rloop_test.ko
 LOOPCTL=$REPO/target/debug/loopctl
+# The tests' cmp: GNU cmp's semantics and exit status, in 1 MiB reads
+# instead of the files' 4 KiB blocks (tests/loopctl/cmp.rs). A 64 MiB
+# comparison of two cached files took 402 ms instead of 681 in the guest.
+cmp() { "$LOOPCTL" cmp "$@"; }
 # Each test's output and its trace (TEST_LOG_DIR, e.g. a scripts/vm --rwdir,
 # keeps them for a look at where a test's time goes: every trace line
 # starts with the time it ran at).
@@ -2519,7 +2523,7 @@ mkfs.ext4 -q -F /dev/vda && mount /dev/vda $SCRATCH || { echo "run.sh: no scratc
 keep_tools_mapped() {
     local t _a _b lib _d ld=/lib64/ld-linux-x86-64.so.2 files=()
     files+=("$ld")
-    for t in fio losetup udevadm mount umount cmp dd blockdev mkfs.ext4 mkfs.xfs \
+    for t in fio losetup udevadm mount umount dd blockdev mkfs.ext4 mkfs.xfs \
              fsck.ext4 xfs_repair sha256sum awk; do
         t=$(type -P $t) || continue
         files+=("$t")

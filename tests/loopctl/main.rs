@@ -23,6 +23,9 @@
 //!                                           images; see fill below)
 //! loopctl keep-mapped FILE...               map every FILE whole and wait
 //!                                           until killed (see keep_mapped)
+//! loopctl cmp [-n LIMIT] [-i SKIP[:SKIP2]] FILE1 FILE2
+//!                                           GNU cmp, 1 MiB a read, with its
+//!                                           exit status (see cmp.rs)
 //! ```
 //!
 //! Prints `ok VALUE` (the status reads print the status instead) or
@@ -30,6 +33,7 @@
 //! can check the exact errno. A usage error, or a failed storm or fuzz run,
 //! prints its reason on stderr and exits 2.
 
+mod cmp;
 mod fuzz;
 mod rng;
 mod storm;
@@ -351,6 +355,10 @@ fn run(args: &[String]) -> Result<Result<i64, i32>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("cmp") {
+        let a: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        return ExitCode::from(cmp::main(&a));
+    }
     match run(&args) {
         Ok(Ok(SHOWN)) => ExitCode::SUCCESS,
         Ok(Ok(v)) => {
